@@ -1,0 +1,55 @@
+r"""Bit conventions of the LFC network, stated once for every runtime.
+
+Values and bits
+    A binary value v in {-1, +1} is stored as the bit b = (v + 1) / 2:
+    bit 1 is +1, bit 0 is -1. A pixel p (uint8) becomes the bit p >= 128
+    (the original maps p to p/255*2-1 and takes the sign with sign(0) = +1).
+    Layer 0 has MW >= 784 inputs: bits 0..783 are the pixels in IDX row-major
+    order, bits 784..MW-1 are 0 (value -1), and they take part in the sums.
+
+3-level activations (W1A2)
+    A hidden activation a in {-1, 0, +1} is (acc > T0) + (acc > T1) - 1. The
+    native kernels carry it as two bit planes b0 = acc > T0, b1 = acc > T1,
+    so that a = (s0 + s1) / 2 with s = 2b - 1, and for a weight row w
+    (bits, MW columns):  sum(w * a) = MW - popcount(w ^ b0) - popcount(w ^ b1).
+
+Accumulators (the values compared with the thresholds)
+    W1A1: acc = popcount(XNOR(x, w)) = MW - popcount(x ^ w), in 0..MW.
+    W1A2: acc = sum(w * x), signed; with bit inputs (layer 0) it is
+          MW - 2 * popcount(x ^ w).
+    Output: acc > T (strictly), T the stored threshold's low 16 bits, signed.
+
+Packing (native runtime)
+    Bit c of a vector lives in 64-bit word c // 64 at bit c % 64 (least
+    significant first); columns past MW are 0 in both inputs and weights,
+    so they add nothing to a popcount.
+
+Decision
+    "highest_bit": the highest set bit among the first C outputs, 0 when
+    none (the original's rule). "argmax": the first largest accumulator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["PIXEL_THRESHOLD", "binarize_pixels", "decide"]
+
+#: A pixel is bit 1 (value +1) when it is at least this bright.
+PIXEL_THRESHOLD = 128
+
+
+def binarize_pixels(images: np.ndarray, mw: int) -> np.ndarray:
+    """(N, P) uint8 pixels -> (N, mw) uint8 bits, padded with 0 bits past P."""
+    bits = np.zeros((images.shape[0], mw), dtype=np.uint8)
+    bits[:, : images.shape[1]] = images >= PIXEL_THRESHOLD
+    return bits
+
+
+def decide(scores: np.ndarray, bits: np.ndarray, rule: str) -> np.ndarray:
+    """Class per image from (N, C) accumulators and output bits, by `rule`; int32 (N,)."""
+    if rule == "argmax":
+        return np.argmax(scores, axis=1).astype(np.int32)
+    n_classes = bits.shape[1]
+    highest = n_classes - 1 - np.argmax(bits[:, ::-1], axis=1)
+    return np.where(bits.any(axis=1), highest, 0).astype(np.int32)

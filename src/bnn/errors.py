@@ -1,0 +1,47 @@
+"""Exception types raised by `bnn`.
+
+Every error caused by the user's input (a file, an array, a name) is a
+`BnnError`; each also derives from the builtin type a Python user would
+catch for that kind of mistake (`ValueError`, `FileNotFoundError`), and its
+message names the file or argument and says what is wrong with it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BnnError",
+    "IdxError",
+    "ImageError",
+    "NativeUnavailableError",
+    "ParamsError",
+    "ParamsNotFoundError",
+    "UnknownNameError",
+]
+
+
+class BnnError(Exception):
+    """Base class of every error `bnn` raises about its input."""
+
+
+class IdxError(BnnError, ValueError):
+    """An IDX file is malformed: bad magic, truncated, wrong element type or shape."""
+
+
+class ImageError(BnnError, ValueError):
+    """Images given as an array or picture have the wrong dtype, shape or size."""
+
+
+class ParamsError(BnnError, ValueError):
+    """A parameter folder is incomplete or inconsistent (missing or mis-sized files)."""
+
+
+class ParamsNotFoundError(ParamsError, FileNotFoundError):
+    """A parameter-set name was not found in any of the places searched."""
+
+
+class UnknownNameError(BnnError, ValueError):
+    """An unknown network, runtime, kernel or decision-rule name."""
+
+
+class NativeUnavailableError(BnnError, RuntimeError):
+    """The native extension is not built or a requested kernel cannot run on this CPU."""

@@ -1,0 +1,93 @@
+"""The native runtime (RUNTIME_HW): bit-packed C++ kernels chosen from the CPU's features.
+
+Kernels, fastest first: "avx512" (AVX-512 F/BW + VPOPCNTDQ), "avx2"
+(AVX2, byte lookup popcount), "portable" (plain C++). The fastest one this
+CPU runs is used unless a kernel is named, by argument or by the
+environment variable ``BNN_KERNEL``. Inference releases the GIL and runs on
+`threads` threads (default: every core this process may use).
+
+    >>> import bnn.native
+    >>> bnn.native.available_kernels()
+    ['avx512', 'avx2', 'portable']
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import NativeUnavailableError, UnknownNameError
+from .params import ParamSet
+from .runtime import Outputs
+
+__all__ = ["NativeRuntime", "available_kernels", "default_threads", "is_available"]
+
+KERNELS = ("avx512", "avx2", "portable")
+
+try:
+    from . import _native
+except ImportError as exc:  # not built (no compiler at install time) or broken
+    _native = None
+    _import_error = exc
+
+
+def is_available() -> bool:
+    """True when the extension is built and importable."""
+    return _native is not None
+
+
+def _require():
+    if _native is None:
+        raise NativeUnavailableError(f"the native runtime is not built ({_import_error})")
+    return _native
+
+
+def available_kernels() -> list[str]:
+    """Kernels this CPU can run, fastest first; [] without the extension."""
+    return list(_native.available_kernels()) if _native is not None else []
+
+
+def default_threads() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class NativeRuntime:
+    """A `ParamSet` packed once for the native kernels."""
+
+    name = "native"
+
+    def __init__(self, params: ParamSet, *, kernel: str | None = None, threads: int | None = None):
+        native = _require()
+        params.validate()
+        if kernel is None:
+            kernel = os.environ.get("BNN_KERNEL", "") or None
+        if kernel is not None and kernel not in KERNELS:
+            raise UnknownNameError(f"unknown kernel {kernel!r}; known kernels: {', '.join(KERNELS)}")
+        if kernel is not None and kernel not in native.available_kernels():
+            raise NativeUnavailableError(
+                f"kernel {kernel!r} cannot run on this CPU; available: {', '.join(native.available_kernels())}"
+            )
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        self.params = params
+        self.threads = threads or default_threads()
+        layers = [
+            (np.ascontiguousarray(layer.weights, dtype=np.uint8), np.ascontiguousarray(layer.effective_thresholds()))
+            for layer in params.layers
+        ]
+        self._net = native.Network(layers, params.activation_bits, len(params.classes), 28 * 28, kernel or "")
+        self.kernel = self._net.kernel
+
+    def run(self, images: np.ndarray, rule: str | None = None, *, scores: bool = True) -> Outputs:
+        """Classes (and, with `scores`, accumulators and bits) of (N, 784) C-contiguous uint8 images."""
+        rule = rule or self.params.decision
+        classes, acc, bits = self._net.run(images, self.threads, rule == "argmax", scores)
+        return Outputs(classes, acc, bits.view(bool))
+
+    def close(self) -> None:
+        self._net = None

@@ -1,0 +1,76 @@
+"""The pure-numpy runtime (RUNTIME_SW): the executable specification.
+
+Every faster runtime must give exactly its accumulators, output bits and
+classes. It follows the spec literally in +-1 arithmetic (see `bnn.bits`):
+each layer is one matrix product of +-1 (or -1/0/+1) values, done in float32,
+which is exact here because every partial sum is an integer below 2**24.
+
+    >>> from bnn.params import read_params
+    >>> from bnn.reference import ReferenceRuntime
+    >>> rt = ReferenceRuntime(read_params("params/mnist/lfcW1A1"))
+    >>> out = rt.run(images)        # images: (N, 784) uint8
+    >>> out.classes, out.scores, out.bits
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bits import binarize_pixels, decide
+from .params import ParamSet
+from .runtime import Outputs
+
+__all__ = ["ReferenceRuntime", "forward"]
+
+# Images per matrix product: bounds the working set (about 4 KiB per image per layer).
+BATCH = 2048
+
+
+def forward(params: ParamSet, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run `params` on (N, 784) uint8 images; return the last layer's (N, C) int32 accumulators and bool bits."""
+    return ReferenceRuntime(params).forward(images)
+
+
+class ReferenceRuntime:
+    """numpy implementation of the network; `run` works in batches of `BATCH` images."""
+
+    name = "reference"
+    kernel = "numpy"
+
+    def __init__(self, params: ParamSet):
+        params.validate()
+        self.params = params
+        self._w1a1 = params.activation_bits == 1
+        # +-1 weights, transposed for x @ W.
+        self._weights = [(2.0 * layer.weights.T - 1.0).astype(np.float32) for layer in params.layers]
+        self._thresholds = [layer.effective_thresholds() for layer in params.layers]
+
+    def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n_classes = len(self.params.classes)
+        scores = np.empty((images.shape[0], n_classes), dtype=np.int32)
+        bits = np.empty((images.shape[0], n_classes), dtype=bool)
+        for start in range(0, images.shape[0], BATCH):
+            part = slice(start, start + BATCH)
+            scores[part], bits[part] = self._forward_batch(images[part])
+        return scores, bits
+
+    def _forward_batch(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mw0 = self.params.layers[0].mw
+        x = 2.0 * binarize_pixels(images, mw0).astype(np.float32) - 1.0
+        for weights, thresholds in zip(self._weights, self._thresholds):
+            dot = (x @ weights).astype(np.int32)
+            acc = (dot + weights.shape[0]) // 2 if self._w1a1 else dot
+            above = [acc > thresholds[:, k] for k in range(thresholds.shape[1])]
+            # One threshold: a bit (+-1); two: a 3-level activation in {-1, 0, +1}.
+            x = (2.0 * above[0] - 1.0) if len(above) == 1 else (1.0 * above[0] + above[1] - 1.0)
+            x = x.astype(np.float32)
+        n_classes = len(self.params.classes)
+        return acc[:, :n_classes], above[0][:, :n_classes]
+
+    def run(self, images: np.ndarray, rule: str | None = None) -> Outputs:
+        """Classes, accumulators and bits for (N, 784) uint8 images."""
+        scores, bits = self.forward(images)
+        return Outputs(decide(scores, bits, rule or self.params.decision), scores, bits)
+
+    def close(self) -> None:
+        self._weights = []

@@ -1,0 +1,87 @@
+// Python bindings of the native runtime (module bnn._native): argument
+// checks and array plumbing only; the work is in network.cpp and the kernels.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "network.h"
+
+namespace nb = nanobind;
+
+namespace {
+
+using Bits2D = nb::ndarray<const std::uint8_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+using Thresholds2D = nb::ndarray<const std::int32_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+using Images = nb::ndarray<const std::uint8_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+
+template <typename T, std::size_t N>
+nb::ndarray<nb::numpy, T> owned(std::size_t n0, std::size_t n1 = 1) {
+    const std::size_t count = std::max<std::size_t>(n0 * n1, 1);
+    T* data = new T[count];
+    nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+    const std::size_t shape[2] = {n0, n1};
+    return nb::ndarray<nb::numpy, T>(data, N, shape, owner);
+}
+
+class PyNetwork {
+public:
+    PyNetwork(const std::vector<std::tuple<Bits2D, Thresholds2D>>& layers, int activation_bits, int n_classes,
+              int pixels, const std::string& kernel) {
+        std::vector<bnn::LayerInput> inputs;
+        for (std::size_t l = 0; l < layers.size(); ++l) {
+            const auto& [w, t] = layers[l];
+            if (t.shape(0) != w.shape(0))
+                throw nb::value_error(("layer " + std::to_string(l) + ": thresholds rows != weight rows").c_str());
+            inputs.push_back({w.data(), t.data(), static_cast<int>(w.shape(0)), static_cast<int>(w.shape(1)),
+                              static_cast<int>(t.shape(1))});
+        }
+        net_ = std::make_unique<bnn::Network>(inputs, activation_bits, n_classes, pixels, kernel);
+    }
+
+    nb::tuple run(Images images, int threads, bool argmax, bool want_scores) const {
+        if (images.shape(1) != static_cast<std::size_t>(net_->pixels()))
+            throw nb::value_error(("images have " + std::to_string(images.shape(1)) + " pixels, the network takes " +
+                                   std::to_string(net_->pixels())).c_str());
+        const std::size_t n = images.shape(0), c = static_cast<std::size_t>(net_->n_classes());
+        auto classes = owned<std::int32_t, 1>(n);
+        auto scores = owned<std::int32_t, 2>(want_scores ? n : 0, c);
+        auto bits = owned<std::uint8_t, 2>(want_scores ? n : 0, c);
+        bnn::Outputs out{classes.data(), want_scores ? scores.data() : nullptr, want_scores ? bits.data() : nullptr};
+        {
+            nb::gil_scoped_release release;
+            net_->run(images.data(), n, threads, argmax, out);
+        }
+        return nb::make_tuple(classes, scores, bits);
+    }
+
+    std::string kernel() const { return net_->kernel_name(); }
+
+private:
+    std::unique_ptr<bnn::Network> net_;
+};
+
+std::vector<std::string> kernel_names() {
+    std::vector<std::string> names;
+    for (const auto& k : bnn::available_kernels()) names.emplace_back(k.name);
+    return names;
+}
+
+}  // namespace
+
+NB_MODULE(_native, m) {
+    m.doc() = "Native bit-packed LFC runtime (see bnn.native for the Python API).";
+    m.def("available_kernels", &kernel_names, "Kernels this CPU runs, fastest first.");
+    nb::class_<PyNetwork>(m, "Network")
+        .def(nb::init<const std::vector<std::tuple<Bits2D, Thresholds2D>>&, int, int, int, const std::string&>(),
+             nb::arg("layers"), nb::arg("activation_bits"), nb::arg("n_classes"), nb::arg("pixels"),
+             nb::arg("kernel") = "")
+        .def("run", &PyNetwork::run, nb::arg("images"), nb::arg("threads"), nb::arg("argmax"),
+             nb::arg("want_scores"), "-> (classes (n,), scores (n, C) or empty, bits (n, C) or empty)")
+        .def_prop_ro("kernel", &PyNetwork::kernel);
+}

@@ -1,0 +1,97 @@
+// AVX2 kernel: no vector popcount, so bytes are counted with a 4-bit lookup
+// table (VPSHUFB) and summed per 64-bit lane with VPSADBW. A group of 8
+// neurons is two 256-bit halves; 4 images per weight load.
+#include <immintrin.h>
+
+#include "kernels.h"
+
+namespace bnn::kernels {
+namespace {
+
+constexpr int kHalves = 2;
+// Byte counters hold at most 8 per word: flush to 64-bit sums every 31 words.
+constexpr int kFlushEvery = 31;
+
+inline __m256i popcount_bytes(__m256i v, __m256i lut, __m256i low4) {
+    const __m256i lo = _mm256_and_si256(v, low4);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
+}
+
+}  // namespace
+
+void layer_avx2(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
+                std::int32_t* counts) {
+    const int K = L.K, steps = L.in_planes * L.K;
+    const std::size_t in_stride = static_cast<std::size_t>(steps);
+    const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
+    const int neurons = L.groups * kLanes;
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1,
+                                         2, 2, 3, 2, 3, 3, 4);
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int g = 0; g < L.groups; ++g) {
+        const std::uint64_t* wg = L.weights + static_cast<std::size_t>(g) * K * kLanes;
+        for (std::size_t i0 = 0; i0 < n; i0 += kImageBlock) {
+            __m256i sums[kImageBlock][kHalves], bytes[kImageBlock][kHalves];
+            for (int i = 0; i < kImageBlock; ++i)
+                for (int h = 0; h < kHalves; ++h) sums[i][h] = bytes[i][h] = _mm256_setzero_si256();
+            for (int s = 0; s < steps; ++s) {
+                const int k = s % K;
+                const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wg + k * kLanes));
+                const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wg + k * kLanes + 4));
+#pragma GCC unroll 4
+                for (int i = 0; i < kImageBlock; ++i) {
+                    const __m256i x = _mm256_set1_epi64x(static_cast<long long>(in[(i0 + i) * in_stride + s]));
+                    bytes[i][0] = _mm256_add_epi8(bytes[i][0], popcount_bytes(_mm256_xor_si256(w0, x), lut, low4));
+                    bytes[i][1] = _mm256_add_epi8(bytes[i][1], popcount_bytes(_mm256_xor_si256(w1, x), lut, low4));
+                }
+                if ((s + 1) % kFlushEvery == 0 || s + 1 == steps) {
+                    for (int i = 0; i < kImageBlock; ++i)
+                        for (int h = 0; h < kHalves; ++h) {
+                            sums[i][h] = _mm256_add_epi64(sums[i][h], _mm256_sad_epu8(bytes[i][h], _mm256_setzero_si256()));
+                            bytes[i][h] = _mm256_setzero_si256();
+                        }
+                }
+            }
+            for (int i = 0; i < kImageBlock; ++i) {
+                alignas(32) std::int64_t pc[kLanes];
+                _mm256_store_si256(reinterpret_cast<__m256i*>(pc), sums[i][0]);
+                _mm256_store_si256(reinterpret_cast<__m256i*>(pc + 4), sums[i][1]);
+                if (L.out_planes == 0) {
+                    for (int lane = 0; lane < kLanes; ++lane)
+                        counts[(i0 + i) * neurons + g * kLanes + lane] = static_cast<std::int32_t>(pc[lane]);
+                    continue;
+                }
+                for (int q = 0; q < L.out_planes; ++q) {
+                    const std::int32_t* lim = L.limits + q * neurons + g * kLanes;
+                    unsigned bits = 0;
+                    for (int lane = 0; lane < kLanes; ++lane) bits |= static_cast<unsigned>(pc[lane] <= lim[lane]) << lane;
+                    reinterpret_cast<std::uint8_t*>(out + (i0 + i) * out_stride + q * L.out_K)[g] =
+                        static_cast<std::uint8_t>(bits);
+                }
+            }
+        }
+    }
+}
+
+void pack_avx2(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,
+               std::size_t words) {
+    const std::size_t full = pixels / 64;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint8_t* img = images + i * pixels;
+        std::uint64_t* row = out + i * words;
+        for (std::size_t w = 0; w < full; ++w) {
+            // MOVEMASK takes each byte's sign bit: pixel >= 128.
+            const auto lo = static_cast<std::uint32_t>(
+                _mm256_movemask_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(img + 64 * w))));
+            const auto hi = static_cast<std::uint32_t>(
+                _mm256_movemask_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(img + 64 * w + 32))));
+            row[w] = lo | (static_cast<std::uint64_t>(hi) << 32);
+        }
+        for (std::size_t w = full; w < words; ++w) row[w] = 0;
+        for (std::size_t p = 64 * full; p < pixels; ++p)
+            row[p / 64] |= static_cast<std::uint64_t>(img[p] >= 128) << (p % 64);
+    }
+}
+
+}  // namespace bnn::kernels

@@ -1,0 +1,98 @@
+// AVX-512 kernel (F + BW + VPOPCNTDQ): per 512-bit step, one XOR, one
+// VPOPCNTQ and one add for 8 neurons x 64 columns of one image.
+//
+// Register blocking: 4 groups (32 neurons) x 4 images = 16 accumulators, so
+// each weight load serves 4 images and each broadcast input word 4 groups.
+// The threshold is fused: a compare of the 8 popcount sums with the 8 limits
+// yields the 8 output bits as a mask, stored as one byte of the packed output.
+#include <immintrin.h>
+
+#include "kernels.h"
+
+namespace bnn::kernels {
+namespace {
+
+template <int kPlanes>
+void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
+                 std::int32_t* counts) {
+    const int K = L.K;
+    const std::size_t in_stride = static_cast<std::size_t>(kPlanes) * K;
+    const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
+    const int neurons = L.groups * kLanes;
+    for (int g0 = 0; g0 < L.groups; g0 += kGroupBlock) {
+        const std::uint64_t* w0 = L.weights + static_cast<std::size_t>(g0) * K * kLanes;
+        for (std::size_t i0 = 0; i0 < n; i0 += kImageBlock) {
+            __m512i acc[kGroupBlock][kImageBlock];
+#pragma GCC unroll 4
+            for (int j = 0; j < kGroupBlock; ++j)
+#pragma GCC unroll 4
+                for (int i = 0; i < kImageBlock; ++i) acc[j][i] = _mm512_setzero_si512();
+            const std::uint64_t* x0 = in + i0 * in_stride;
+            for (int p = 0; p < kPlanes; ++p) {
+                for (int k = 0; k < K; ++k) {
+                    __m512i w[kGroupBlock];
+#pragma GCC unroll 4
+                    for (int j = 0; j < kGroupBlock; ++j)
+                        w[j] = _mm512_load_si512(w0 + (static_cast<std::size_t>(j) * K + k) * kLanes);
+#pragma GCC unroll 4
+                    for (int i = 0; i < kImageBlock; ++i) {
+                        const __m512i x = _mm512_set1_epi64(static_cast<long long>(x0[i * in_stride + p * K + k]));
+#pragma GCC unroll 4
+                        for (int j = 0; j < kGroupBlock; ++j)
+                            acc[j][i] = _mm512_add_epi64(acc[j][i], _mm512_popcnt_epi64(_mm512_xor_si512(w[j], x)));
+                    }
+                }
+            }
+            if (L.out_planes == 0) {
+#pragma GCC unroll 4
+                for (int i = 0; i < kImageBlock; ++i)
+#pragma GCC unroll 4
+                    for (int j = 0; j < kGroupBlock; ++j)
+                        _mm256_storeu_si256(
+                            reinterpret_cast<__m256i*>(counts + (i0 + i) * neurons + (g0 + j) * kLanes),
+                            _mm512_cvtepi64_epi32(acc[j][i]));
+                continue;
+            }
+            for (int q = 0; q < L.out_planes; ++q) {
+#pragma GCC unroll 4
+                for (int j = 0; j < kGroupBlock; ++j) {
+                    const __m512i lim =
+                        _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                            L.limits + q * neurons + (g0 + j) * kLanes)));
+#pragma GCC unroll 4
+                    for (int i = 0; i < kImageBlock; ++i) {
+                        auto* row = reinterpret_cast<std::uint8_t*>(out + (i0 + i) * out_stride + q * L.out_K);
+                        row[g0 + j] = static_cast<std::uint8_t>(_mm512_cmple_epi64_mask(acc[j][i], lim));
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void layer_avx512(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
+                  std::int32_t* counts) {
+    if (L.in_planes == 2)
+        layer_block<2>(L, in, n, out, counts);
+    else
+        layer_block<1>(L, in, n, out, counts);
+}
+
+void pack_avx512(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,
+                 std::size_t words) {
+    const std::size_t full = pixels / 64, rest = pixels % 64;
+    const __mmask64 tail = rest ? (~0ULL >> (64 - rest)) : 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint8_t* img = images + i * pixels;
+        std::uint64_t* row = out + i * words;
+        // The sign bit of a byte is pixel >= 128: one instruction per 64 pixels.
+        for (std::size_t w = 0; w < full; ++w) row[w] = _mm512_movepi8_mask(_mm512_loadu_si512(img + 64 * w));
+        std::size_t w = full;
+        if (rest) row[w++] = _mm512_movepi8_mask(_mm512_maskz_loadu_epi8(tail, img + 64 * full));
+        for (; w < words; ++w) row[w] = 0;
+    }
+}
+
+}  // namespace bnn::kernels

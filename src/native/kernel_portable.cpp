@@ -1,0 +1,54 @@
+// Portable C++ kernel: plain loops, any architecture, the fallback.
+#include "kernels.h"
+
+namespace bnn::kernels {
+namespace {
+
+inline int popcount64(std::uint64_t v) {
+    // SWAR popcount: compiles without any ISA extension.
+    v = v - ((v >> 1) & 0x5555555555555555ULL);
+    v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return static_cast<int>((v * 0x0101010101010101ULL) >> 56);
+}
+
+}  // namespace
+
+void layer_portable(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
+                    std::int32_t* counts) {
+    const std::size_t in_stride = static_cast<std::size_t>(L.in_planes) * L.K;
+    const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
+    const int neurons = L.groups * kLanes;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint64_t* x = in + i * in_stride;
+        for (int g = 0; g < L.groups; ++g) {
+            const std::uint64_t* w = L.weights + static_cast<std::size_t>(g) * L.K * kLanes;
+            for (int lane = 0; lane < kLanes; ++lane) {
+                int pc = 0;
+                for (int p = 0; p < L.in_planes; ++p)
+                    for (int k = 0; k < L.K; ++k) pc += popcount64(w[k * kLanes + lane] ^ x[p * L.K + k]);
+                const int neuron = g * kLanes + lane;
+                if (L.out_planes == 0) {
+                    counts[i * neurons + neuron] = pc;
+                    continue;
+                }
+                for (int q = 0; q < L.out_planes; ++q)
+                    if (pc <= L.limits[q * neurons + neuron])
+                        out[i * out_stride + q * L.out_K + neuron / 64] |= std::uint64_t{1} << (neuron % 64);
+            }
+        }
+    }
+}
+
+void pack_portable(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,
+                   std::size_t words) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint8_t* img = images + i * pixels;
+        std::uint64_t* row = out + i * words;
+        for (std::size_t w = 0; w < words; ++w) row[w] = 0;
+        for (std::size_t p = 0; p < pixels; ++p)
+            row[p / 64] |= static_cast<std::uint64_t>(img[p] >= 128) << (p % 64);
+    }
+}
+
+}  // namespace bnn::kernels

@@ -1,0 +1,59 @@
+// Kernel interface of the native runtime: one layer of bit-packed
+// multiply-accumulates and the packing of input pixels, for each ISA.
+//
+// Bit conventions (value +1 = bit 1, padding, 3-level activations as two
+// bit planes, accumulator formulas) are documented once in src/bnn/bits.py.
+//
+// Layouts, all little-endian 64-bit words:
+//   activations  [image][plane][K]       K words per plane, bit c of word c/64
+//   weights      [group][K][8]           8 neurons per group, lane = neuron % 8,
+//                                        so one 512-bit load holds word k of 8 neurons
+//   limits       [out_plane][group*8]    output bit = popcount sum <= limit
+//   counts       [image][group*8]        int32 popcount sums (last layer)
+// The driver pads images to a multiple of kImageBlock and groups to a
+// multiple of kGroupBlock (padded neurons have zero weights and limit -1),
+// so kernels need no remainder loops.
+//
+// Each ISA lives in its own translation unit compiled with its own flags;
+// these TUs keep everything else in anonymous namespaces so that no inline
+// function compiled for a wider ISA can be picked by the linker for another.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace bnn::kernels {
+
+constexpr int kImageBlock = 4;
+constexpr int kGroupBlock = 4;
+constexpr int kLanes = 8;
+
+struct LayerView {
+    const std::uint64_t* weights;  // [groups][K][8]
+    const std::int32_t* limits;    // [out_planes][groups * 8]; unused for the last layer
+    int K;                         // words per input plane
+    int in_planes;                 // 1 or 2
+    int groups;                    // neuron groups of 8, a multiple of kGroupBlock
+    int out_planes;                // 1 or 2 for a hidden layer; 0: write counts instead of bits
+    int out_K;                     // words per output plane
+};
+
+// in: n images (n a multiple of kImageBlock) of in_planes*K words each.
+// out: n rows of out_planes*out_K words, which the kernel only ORs bytes into
+// position (caller zeroes it); counts: n rows of groups*8 int32 (last layer).
+using LayerFn = void (*)(const LayerView& layer, const std::uint64_t* in, std::size_t n,
+                         std::uint64_t* out, std::int32_t* counts);
+// n images of `pixels` uint8 each -> n rows of `words` words, bit = pixel >= 128.
+using PackFn = void (*)(const std::uint8_t* images, std::size_t n, std::size_t pixels,
+                        std::uint64_t* out, std::size_t words);
+
+void layer_portable(const LayerView&, const std::uint64_t*, std::size_t, std::uint64_t*, std::int32_t*);
+void pack_portable(const std::uint8_t*, std::size_t, std::size_t, std::uint64_t*, std::size_t);
+#if defined(BNN_HAVE_X86_KERNELS)
+void layer_avx2(const LayerView&, const std::uint64_t*, std::size_t, std::uint64_t*, std::int32_t*);
+void pack_avx2(const std::uint8_t*, std::size_t, std::size_t, std::uint64_t*, std::size_t);
+void layer_avx512(const LayerView&, const std::uint64_t*, std::size_t, std::uint64_t*, std::int32_t*);
+void pack_avx512(const std::uint8_t*, std::size_t, std::size_t, std::uint64_t*, std::size_t);
+#endif
+
+}  // namespace bnn::kernels

@@ -1,0 +1,193 @@
+#include "network.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+
+namespace bnn {
+namespace {
+
+// Images per tile: a tile's activations (<= 32 KiB for two planes of 1024
+// bits) stay in L1 while each block of 32 neurons' weights is reused over it.
+constexpr std::size_t kTile = 64;
+constexpr std::size_t kAlignWords = 8;  // 64 bytes
+
+int round_up(int v, int m) { return (v + m - 1) / m * m; }
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+    std::int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+    return q;
+}
+
+}  // namespace
+
+std::vector<Kernel> available_kernels() {
+    std::vector<Kernel> out;
+#if defined(BNN_HAVE_X86_KERNELS)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vpopcntdq"))
+        out.push_back({"avx512", kernels::layer_avx512, kernels::pack_avx512});
+    if (__builtin_cpu_supports("avx2")) out.push_back({"avx2", kernels::layer_avx2, kernels::pack_avx2});
+#endif
+    out.push_back({"portable", kernels::layer_portable, kernels::pack_portable});
+    return out;
+}
+
+Kernel select_kernel(const std::string& name) {
+    const auto kernels = available_kernels();
+    if (name.empty()) return kernels.front();
+    std::string known;
+    for (const auto& k : kernels) {
+        if (name == k.name) return k;
+        known += (known.empty() ? "" : ", ") + std::string(k.name);
+    }
+    throw std::invalid_argument("kernel '" + name + "' cannot run on this CPU or is unknown; available: " + known);
+}
+
+Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int n_classes, int pixels,
+                 const std::string& kernel)
+    : kernel_(select_kernel(kernel)), n_classes_(n_classes), pixels_(pixels) {
+    if (layers.empty()) throw std::invalid_argument("a network needs at least one layer");
+    if (activation_bits != 1 && activation_bits != 2) throw std::invalid_argument("activation_bits must be 1 or 2");
+    if (pixels < 1 || pixels > layers[0].mw)
+        throw std::invalid_argument("layer 0 has fewer inputs than the image has pixels");
+    int in_planes = 1;
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+        const LayerInput& in = layers[l];
+        const bool last = l + 1 == layers.size();
+        if (in.mh < 1 || in.mw < 1 || in.nt < 1 || in.nt > 2)
+            throw std::invalid_argument("layer " + std::to_string(l) + ": bad geometry");
+        if (l > 0 && in.mw != layers[l - 1].mh)
+            throw std::invalid_argument("layer " + std::to_string(l) + ": inputs do not match the previous layer's outputs");
+        if (last && in.nt != 1) throw std::invalid_argument("the last layer takes one threshold per neuron");
+        if (activation_bits == 1 && in.nt != 1) throw std::invalid_argument("W1A1 layers take one threshold per neuron");
+        Layer L;
+        const int K = (in.mw + 63) / 64;
+        const int groups = round_up((in.mh + kernels::kLanes - 1) / kernels::kLanes, kernels::kGroupBlock);
+        L.mw = in.mw;
+        // W1A1: acc = popcount(xnor) = mw - pc. W1A2: acc = dot = mw - 2 pc for a bit input,
+        // mw - (pc0 + pc1) for a 3-level input as two planes (bnn/bits.py).
+        L.scale = (activation_bits == 2 && in_planes == 1) ? 2 : 1;
+        L.weights.assign(static_cast<std::size_t>(groups) * K * kernels::kLanes + kAlignWords, 0);
+        const auto addr = reinterpret_cast<std::uintptr_t>(L.weights.data());
+        L.weights_offset = ((64 - addr % 64) % 64) / 8;
+        std::uint64_t* w = L.weights.data() + L.weights_offset;
+        for (int n = 0; n < in.mh; ++n)
+            for (int c = 0; c < in.mw; ++c)
+                if (in.weights[static_cast<std::size_t>(n) * in.mw + c])
+                    w[(static_cast<std::size_t>(n / kernels::kLanes) * K + c / 64) * kernels::kLanes + n % kernels::kLanes] |=
+                        std::uint64_t{1} << (c % 64);
+        const int out_planes = last ? 0 : in.nt;
+        const int neurons = groups * kernels::kLanes;
+        L.limits.assign(static_cast<std::size_t>(std::max(out_planes, 1)) * neurons, -1);
+        for (int q = 0; q < out_planes; ++q)
+            for (int n = 0; n < in.mh; ++n) {
+                // acc > T  <=>  scale * pc < mw - T  <=>  pc <= floor((mw - T - 1) / scale)
+                const std::int64_t t = in.thresholds[static_cast<std::size_t>(n) * in.nt + q];
+                const std::int64_t lim = floor_div(in.mw - t - 1, L.scale);
+                L.limits[static_cast<std::size_t>(q) * neurons + n] =
+                    static_cast<std::int32_t>(std::clamp<std::int64_t>(lim, -1, in.mw * 2 + 1));
+            }
+        L.view = {w, L.limits.data(), K, in_planes, groups, out_planes, (in.mh + 63) / 64};
+        layers_.push_back(std::move(L));
+        if (last) last_thresholds_.assign(in.thresholds, in.thresholds + in.mh);
+        in_planes = in.nt;
+    }
+    // Layers were moved into the vector: re-point the views at their own storage.
+    for (auto& L : layers_) {
+        L.view.weights = L.weights.data() + L.weights_offset;
+        L.view.limits = L.limits.data();
+    }
+    if (n_classes < 1 || n_classes > layers.back().mh)
+        throw std::invalid_argument("number of classes must be between 1 and the last layer's outputs");
+}
+
+std::size_t Network::stride_words() const {
+    std::size_t s = 0;
+    for (const auto& L : layers_) {
+        s = std::max(s, static_cast<std::size_t>(L.view.in_planes) * L.view.K);
+        s = std::max(s, static_cast<std::size_t>(L.view.out_planes) * L.view.out_K);
+    }
+    return s;
+}
+
+void Network::run_tile(const std::uint8_t* images, std::size_t n, bool argmax, const Outputs& out,
+                       std::size_t first, std::vector<std::uint64_t>& a, std::vector<std::uint64_t>& b,
+                       std::vector<std::int32_t>& counts) const {
+    const std::size_t padded = (n + kernels::kImageBlock - 1) / kernels::kImageBlock * kernels::kImageBlock;
+    const auto& L0 = layers_.front().view;
+    kernel_.pack(images, n, static_cast<std::size_t>(pixels_), a.data(), static_cast<std::size_t>(L0.K));
+    // Rows past n are padding: zero them so the kernels read defined data.
+    std::fill(a.begin() + n * L0.K, a.begin() + padded * L0.K, 0);
+    std::uint64_t* in = a.data();
+    std::uint64_t* next = b.data();
+    for (std::size_t l = 0; l + 1 < layers_.size(); ++l) {
+        const auto& v = layers_[l].view;
+        std::fill(next, next + padded * v.out_planes * v.out_K, 0);
+        kernel_.layer(v, in, padded, next, nullptr);
+        std::swap(in, next);
+    }
+    const Layer& last = layers_.back();
+    kernel_.layer(last.view, in, padded, nullptr, counts.data());
+    const int neurons = last.view.groups * kernels::kLanes;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::int32_t* pc = counts.data() + i * neurons;
+        int best = 0, best_score = 0, highest = 0;
+        for (int c = 0; c < n_classes_; ++c) {
+            const int score = last.mw - last.scale * pc[c];
+            const bool bit = score > last_thresholds_[c];
+            if (c == 0 || score > best_score) best = c, best_score = score;
+            if (bit) highest = c;
+            const std::size_t o = (first + i) * n_classes_ + c;
+            if (out.scores) out.scores[o] = score;
+            if (out.bits) out.bits[o] = bit;
+        }
+        out.classes[first + i] = argmax ? best : highest;
+    }
+}
+
+void Network::run(const std::uint8_t* images, std::size_t n, int threads, bool argmax, const Outputs& out) const {
+    if (n == 0) return;
+    const std::size_t tiles = (n + kTile - 1) / kTile;
+    const std::size_t workers = std::max<std::size_t>(1, std::min<std::size_t>(threads < 1 ? 1 : threads, tiles));
+    const std::size_t stride = stride_words();
+    const std::size_t neurons = static_cast<std::size_t>(layers_.back().view.groups) * kernels::kLanes;
+    // Scratch is allocated here, before any thread starts, so that an
+    // allocation failure is an exception in the caller, never in a worker.
+    struct Scratch {
+        std::vector<std::uint64_t> a, b;
+        std::vector<std::int32_t> counts;
+    };
+    std::vector<Scratch> scratch(workers);
+    for (auto& s : scratch) {
+        s.a.assign(kTile * stride, 0);
+        s.b.assign(kTile * stride, 0);
+        s.counts.assign(kTile * neurons, 0);
+    }
+    std::atomic<std::size_t> next_tile{0};
+    auto work = [&](Scratch& s) {
+        for (std::size_t t; (t = next_tile.fetch_add(1)) < tiles;) {
+            const std::size_t first = t * kTile, count = std::min(kTile, n - first);
+            run_tile(images + first * pixels_, count, argmax, out, first, s.a, s.b, s.counts);
+        }
+    };
+    std::vector<std::thread> pool;
+    pool.reserve(workers - 1);
+    for (std::size_t w = 1; w < workers; ++w) {
+        try {
+            pool.emplace_back(work, std::ref(scratch[w]));
+        } catch (const std::system_error&) {
+            break;  // fewer threads than asked: the others take the remaining tiles
+        }
+    }
+    work(scratch[0]);
+    for (auto& t : pool) t.join();
+}
+
+}  // namespace bnn

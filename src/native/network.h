@@ -1,0 +1,69 @@
+// A parameter set packed for the kernels, and the batch driver that runs it
+// over tiles of images on a pool of threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+
+namespace bnn {
+
+// One kernel family, chosen at run time from the CPU's features.
+struct Kernel {
+    const char* name;
+    kernels::LayerFn layer;
+    kernels::PackFn pack;
+};
+
+// Kernels this CPU and OS can run, fastest first ("portable" always last).
+std::vector<Kernel> available_kernels();
+// The kernel called `name` ("" = fastest available); throws std::invalid_argument.
+Kernel select_kernel(const std::string& name);
+
+struct LayerInput {
+    const std::uint8_t* weights;     // (mh, mw) bits as 0/1 bytes, row-major
+    const std::int32_t* thresholds;  // (mh, nt) effective thresholds
+    int mh, mw, nt;
+};
+
+struct Outputs {
+    std::int32_t* classes;  // (n,)
+    std::int32_t* scores;   // (n, n_classes) or null
+    std::uint8_t* bits;     // (n, n_classes) or null
+};
+
+class Network {
+public:
+    // activation_bits: 1 (W1A1) or 2 (W1A2); argmax: decision rule (else highest set bit).
+    Network(const std::vector<LayerInput>& layers, int activation_bits, int n_classes, int pixels,
+            const std::string& kernel);
+
+    // Classify n images of `pixels` bytes each on up to `threads` threads.
+    void run(const std::uint8_t* images, std::size_t n, int threads, bool argmax, const Outputs& out) const;
+
+    const char* kernel_name() const { return kernel_.name; }
+    int n_classes() const { return n_classes_; }
+    int pixels() const { return pixels_; }
+
+private:
+    struct Layer {
+        std::vector<std::uint64_t> weights;  // [groups][K][8] from weights_offset on, 64-byte aligned
+        std::size_t weights_offset = 0;  // start of the aligned view in `weights`
+        std::vector<std::int32_t> limits;
+        kernels::LayerView view{};
+        int mw = 0, scale = 1;           // acc = mw - scale * popcount
+    };
+    void run_tile(const std::uint8_t* images, std::size_t n, bool argmax, const Outputs& out, std::size_t first,
+                  std::vector<std::uint64_t>& a, std::vector<std::uint64_t>& b, std::vector<std::int32_t>& counts) const;
+    std::size_t stride_words() const;
+
+    Kernel kernel_;
+    std::vector<Layer> layers_;
+    std::vector<std::int32_t> last_thresholds_;
+    int n_classes_ = 0, pixels_ = 0;
+};
+
+}  // namespace bnn
