@@ -1,1 +1,39 @@
-"""bnn: binarized neural networks (BNN-PYNQ LFC) on any CPU, bit-exact with the FPGA."""
+"""bnn: the BNN-PYNQ LFC classifier (MNIST, W1A1 and W1A2) on any CPU, bit-exact with the FPGA.
+
+    >>> import bnn
+    >>> clf = bnn.LfcClassifier(bnn.NETWORK_LFCW1A1, "mnist", bnn.RUNTIME_HW)
+    >>> clf.classify_mnists("t10k-images-idx3-ubyte.gz")
+
+Modules: `bnn.idx` (IDX files), `bnn.params` (parameter folders),
+`bnn.reference` (numpy runtime, the specification), `bnn.native` (C++
+kernels), `bnn.classifier` (`Classifier`), `bnn.compat` (the original API),
+`bnn.bits` (bit conventions).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import errors, idx, params
+from .classifier import Classifier
+from .compat import NETWORK_LFCW1A1, NETWORK_LFCW1A2, RUNTIME_HW, RUNTIME_SW, LfcClassifier, available_params
+from .info import runtime_info
+
+try:
+    __version__ = version("bnn")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "NETWORK_LFCW1A1",
+    "NETWORK_LFCW1A2",
+    "RUNTIME_HW",
+    "RUNTIME_SW",
+    "Classifier",
+    "LfcClassifier",
+    "available_params",
+    "errors",
+    "idx",
+    "params",
+    "runtime_info",
+]

@@ -18,10 +18,9 @@ inline __m256i popcount_bytes(__m256i v, __m256i lut, __m256i low4) {
     return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
 }
 
-}  // namespace
-
-void layer_avx2(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
-                std::int32_t* counts) {
+template <int kImages>
+void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
+                 std::int32_t* counts) {
     const int K = L.K, steps = L.in_planes * L.K;
     const std::size_t in_stride = static_cast<std::size_t>(steps);
     const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
@@ -31,29 +30,29 @@ void layer_avx2(const LayerView& L, const std::uint64_t* in, std::size_t n, std:
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     for (int g = 0; g < L.groups; ++g) {
         const std::uint64_t* wg = L.weights + static_cast<std::size_t>(g) * K * kLanes;
-        for (std::size_t i0 = 0; i0 < n; i0 += kImageBlock) {
-            __m256i sums[kImageBlock][kHalves], bytes[kImageBlock][kHalves];
-            for (int i = 0; i < kImageBlock; ++i)
+        for (std::size_t i0 = 0; i0 < n; i0 += kImages) {
+            __m256i sums[kImages][kHalves], bytes[kImages][kHalves];
+            for (int i = 0; i < kImages; ++i)
                 for (int h = 0; h < kHalves; ++h) sums[i][h] = bytes[i][h] = _mm256_setzero_si256();
             for (int s = 0; s < steps; ++s) {
                 const int k = s % K;
                 const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wg + k * kLanes));
                 const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wg + k * kLanes + 4));
 #pragma GCC unroll 4
-                for (int i = 0; i < kImageBlock; ++i) {
+                for (int i = 0; i < kImages; ++i) {
                     const __m256i x = _mm256_set1_epi64x(static_cast<long long>(in[(i0 + i) * in_stride + s]));
                     bytes[i][0] = _mm256_add_epi8(bytes[i][0], popcount_bytes(_mm256_xor_si256(w0, x), lut, low4));
                     bytes[i][1] = _mm256_add_epi8(bytes[i][1], popcount_bytes(_mm256_xor_si256(w1, x), lut, low4));
                 }
                 if ((s + 1) % kFlushEvery == 0 || s + 1 == steps) {
-                    for (int i = 0; i < kImageBlock; ++i)
+                    for (int i = 0; i < kImages; ++i)
                         for (int h = 0; h < kHalves; ++h) {
                             sums[i][h] = _mm256_add_epi64(sums[i][h], _mm256_sad_epu8(bytes[i][h], _mm256_setzero_si256()));
                             bytes[i][h] = _mm256_setzero_si256();
                         }
                 }
             }
-            for (int i = 0; i < kImageBlock; ++i) {
+            for (int i = 0; i < kImages; ++i) {
                 alignas(32) std::int64_t pc[kLanes];
                 _mm256_store_si256(reinterpret_cast<__m256i*>(pc), sums[i][0]);
                 _mm256_store_si256(reinterpret_cast<__m256i*>(pc + 4), sums[i][1]);
@@ -72,6 +71,19 @@ void layer_avx2(const LayerView& L, const std::uint64_t* in, std::size_t n, std:
             }
         }
     }
+}
+
+}  // namespace
+
+void layer_avx2(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
+                std::int32_t* counts) {
+    const std::size_t full = n / 4 * 4;
+    layer_block<4>(L, in, full, out, counts);
+    const std::size_t in_stride = static_cast<std::size_t>(L.in_planes) * L.K;
+    const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
+    const std::size_t neurons = static_cast<std::size_t>(L.groups) * kLanes;
+    layer_block<1>(L, in + full * in_stride, n - full, out ? out + full * out_stride : nullptr,
+                   counts ? counts + full * neurons : nullptr);
 }
 
 void pack_avx2(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,

@@ -12,7 +12,7 @@
 namespace bnn::kernels {
 namespace {
 
-template <int kPlanes>
+template <int kPlanes, int kImages>
 void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
                  std::int32_t* counts) {
     const int K = L.K;
@@ -21,12 +21,12 @@ void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std
     const int neurons = L.groups * kLanes;
     for (int g0 = 0; g0 < L.groups; g0 += kGroupBlock) {
         const std::uint64_t* w0 = L.weights + static_cast<std::size_t>(g0) * K * kLanes;
-        for (std::size_t i0 = 0; i0 < n; i0 += kImageBlock) {
-            __m512i acc[kGroupBlock][kImageBlock];
+        for (std::size_t i0 = 0; i0 < n; i0 += kImages) {
+            __m512i acc[kGroupBlock][kImages];
 #pragma GCC unroll 4
             for (int j = 0; j < kGroupBlock; ++j)
 #pragma GCC unroll 4
-                for (int i = 0; i < kImageBlock; ++i) acc[j][i] = _mm512_setzero_si512();
+                for (int i = 0; i < kImages; ++i) acc[j][i] = _mm512_setzero_si512();
             const std::uint64_t* x0 = in + i0 * in_stride;
             for (int p = 0; p < kPlanes; ++p) {
                 for (int k = 0; k < K; ++k) {
@@ -35,7 +35,7 @@ void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std
                     for (int j = 0; j < kGroupBlock; ++j)
                         w[j] = _mm512_load_si512(w0 + (static_cast<std::size_t>(j) * K + k) * kLanes);
 #pragma GCC unroll 4
-                    for (int i = 0; i < kImageBlock; ++i) {
+                    for (int i = 0; i < kImages; ++i) {
                         const __m512i x = _mm512_set1_epi64(static_cast<long long>(x0[i * in_stride + p * K + k]));
 #pragma GCC unroll 4
                         for (int j = 0; j < kGroupBlock; ++j)
@@ -45,7 +45,7 @@ void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std
             }
             if (L.out_planes == 0) {
 #pragma GCC unroll 4
-                for (int i = 0; i < kImageBlock; ++i)
+                for (int i = 0; i < kImages; ++i)
 #pragma GCC unroll 4
                     for (int j = 0; j < kGroupBlock; ++j)
                         _mm256_storeu_si256(
@@ -60,7 +60,7 @@ void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std
                         _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(
                             L.limits + q * neurons + (g0 + j) * kLanes)));
 #pragma GCC unroll 4
-                    for (int i = 0; i < kImageBlock; ++i) {
+                    for (int i = 0; i < kImages; ++i) {
                         auto* row = reinterpret_cast<std::uint8_t*>(out + (i0 + i) * out_stride + q * L.out_K);
                         row[g0 + j] = static_cast<std::uint8_t>(_mm512_cmple_epi64_mask(acc[j][i], lim));
                     }
@@ -70,14 +70,27 @@ void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std
     }
 }
 
+template <int kPlanes>
+void layer_planes(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
+                  std::int32_t* counts) {
+    // Blocks of 4 images, then single images (batch-1 latency pays for one image, not four).
+    const std::size_t full = n / 4 * 4;
+    layer_block<kPlanes, 4>(L, in, full, out, counts);
+    const std::size_t in_stride = static_cast<std::size_t>(kPlanes) * L.K;
+    const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
+    const std::size_t neurons = static_cast<std::size_t>(L.groups) * kLanes;
+    layer_block<kPlanes, 1>(L, in + full * in_stride, n - full, out ? out + full * out_stride : nullptr,
+                            counts ? counts + full * neurons : nullptr);
+}
+
 }  // namespace
 
 void layer_avx512(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
                   std::int32_t* counts) {
     if (L.in_planes == 2)
-        layer_block<2>(L, in, n, out, counts);
+        layer_planes<2>(L, in, n, out, counts);
     else
-        layer_block<1>(L, in, n, out, counts);
+        layer_planes<1>(L, in, n, out, counts);
 }
 
 void pack_avx512(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,

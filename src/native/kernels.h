@@ -10,9 +10,8 @@
 //                                        so one 512-bit load holds word k of 8 neurons
 //   limits       [out_plane][group*8]    output bit = popcount sum <= limit
 //   counts       [image][group*8]        int32 popcount sums (last layer)
-// The driver pads images to a multiple of kImageBlock and groups to a
-// multiple of kGroupBlock (padded neurons have zero weights and limit -1),
-// so kernels need no remainder loops.
+// The driver pads groups to a multiple of kGroupBlock (padded neurons have
+// zero weights and limit -1), so kernels need no remainder loop over neurons.
 //
 // Each ISA lives in its own translation unit compiled with its own flags;
 // these TUs keep everything else in anonymous namespaces so that no inline
@@ -24,7 +23,6 @@
 
 namespace bnn::kernels {
 
-constexpr int kImageBlock = 4;
 constexpr int kGroupBlock = 4;
 constexpr int kLanes = 8;
 
@@ -38,7 +36,7 @@ struct LayerView {
     int out_K;                     // words per output plane
 };
 
-// in: n images (n a multiple of kImageBlock) of in_planes*K words each.
+// in: n images of in_planes*K words each.
 // out: n rows of out_planes*out_K words, which the kernel only ORs bytes into
 // position (caller zeroes it); counts: n rows of groups*8 int32 (last layer).
 using LayerFn = void (*)(const LayerView& layer, const std::uint64_t* in, std::size_t n,

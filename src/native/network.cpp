@@ -120,21 +120,18 @@ std::size_t Network::stride_words() const {
 void Network::run_tile(const std::uint8_t* images, std::size_t n, bool argmax, const Outputs& out,
                        std::size_t first, std::vector<std::uint64_t>& a, std::vector<std::uint64_t>& b,
                        std::vector<std::int32_t>& counts) const {
-    const std::size_t padded = (n + kernels::kImageBlock - 1) / kernels::kImageBlock * kernels::kImageBlock;
     const auto& L0 = layers_.front().view;
     kernel_.pack(images, n, static_cast<std::size_t>(pixels_), a.data(), static_cast<std::size_t>(L0.K));
-    // Rows past n are padding: zero them so the kernels read defined data.
-    std::fill(a.begin() + n * L0.K, a.begin() + padded * L0.K, 0);
     std::uint64_t* in = a.data();
     std::uint64_t* next = b.data();
     for (std::size_t l = 0; l + 1 < layers_.size(); ++l) {
         const auto& v = layers_[l].view;
-        std::fill(next, next + padded * v.out_planes * v.out_K, 0);
-        kernel_.layer(v, in, padded, next, nullptr);
+        std::fill(next, next + n * v.out_planes * v.out_K, 0);
+        kernel_.layer(v, in, n, next, nullptr);
         std::swap(in, next);
     }
     const Layer& last = layers_.back();
-    kernel_.layer(last.view, in, padded, nullptr, counts.data());
+    kernel_.layer(last.view, in, n, nullptr, counts.data());
     const int neurons = last.view.groups * kernels::kLanes;
     for (std::size_t i = 0; i < n; ++i) {
         const std::int32_t* pc = counts.data() + i * neurons;

@@ -1,0 +1,168 @@
+"""`Classifier`: a parameter set on a runtime, classifying arrays and IDX files.
+
+    >>> import bnn
+    >>> with bnn.Classifier("lfcW1A1", "mnist") as clf:
+    ...     classes = clf.predict(images)          # (N, 28, 28) or (N, 784) uint8
+    ...     out = clf.infer(images)                # classes, scores (N, C), bits (N, C)
+    ...     clf.usec_per_image                     # inference time of the last call, us
+    ...     clf.predict_file("t10k-images-idx3-ubyte.gz")
+
+The decision rule is the parameter set's own (``bnn-meta.json``; the
+original's highest-set-bit rule without it) unless `decision` names one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from . import idx
+from .errors import ImageError, UnknownNameError
+from .params import DECISION_RULES, PIXELS, ParamSet, find_params, network_spec, read_params
+from .runtime import Outputs, make_runtime
+
+__all__ = ["Classifier", "as_images"]
+
+# Images per runtime call: bounds the working memory for huge inputs and lets
+# Ctrl-C interrupt between chunks (one chunk takes about 0.1 s natively).
+CHUNK = 65536
+
+
+def as_images(images, *, where: str = "images") -> np.ndarray:
+    """Check and view `images` as a C-contiguous (N, 784) uint8 array; ImageError otherwise.
+
+    Accepts (N, 28, 28) or (N, 784) uint8 arrays (or anything np.asarray makes one of).
+    """
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8:
+        raise ImageError(f"{where}: expected uint8 pixels (0..255), got dtype {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[1:] == (28, 28):
+        arr = arr.reshape(arr.shape[0], PIXELS)
+    elif not (arr.ndim == 2 and arr.shape[1] == PIXELS):
+        raise ImageError(f"{where}: expected shape (N, 28, 28) or (N, 784), got {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+class Classifier:
+    """An LFC network with its parameters on one runtime.
+
+    # Arguments
+    network: "lfcW1A1" or "lfcW1A2".
+    params: a parameter-set name ("mnist", looked up by `bnn.params.find_params`),
+        a folder path, or a `ParamSet`.
+    runtime: "native" (alias "python_hw") or "reference" (alias "python_sw").
+    kernel: native kernel to force ("avx512", "avx2", "portable"); None picks the fastest.
+    threads: native threads; None uses every core.
+    decision: "highest_bit" or "argmax"; None takes the parameter set's rule.
+    params_path: extra folders to search for `params` names.
+    """
+
+    def __init__(
+        self,
+        network: str,
+        params: str | os.PathLike | ParamSet = "mnist",
+        runtime: str = "native",
+        *,
+        kernel: str | None = None,
+        threads: int | None = None,
+        decision: str | None = None,
+        params_path=None,
+    ):
+        network_spec(network)
+        if isinstance(params, ParamSet):
+            if params.network != network:
+                raise UnknownNameError(f"parameter set is for {params.network}, not {network}")
+            self.params = params
+        else:
+            self.params = read_params(find_params(network, params, params_path), network)
+        if decision is not None and decision not in DECISION_RULES:
+            raise UnknownNameError(f"unknown decision rule {decision!r}; known: {', '.join(DECISION_RULES)}")
+        self.decision = decision or self.params.decision
+        self._runtime = make_runtime(self.params, runtime, kernel=kernel, threads=threads)
+        #: Inference time per image of the last call, in microseconds (file reading excluded).
+        self.usec_per_image: float | None = None
+
+    @property
+    def network(self) -> str:
+        return self.params.network
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, index = class number."""
+        return list(self.params.classes)
+
+    @property
+    def runtime(self) -> str:
+        """The runtime that runs: "native" or "reference"."""
+        return self._runtime.name
+
+    @property
+    def kernel(self) -> str:
+        """The kernel that runs: "avx512", "avx2", "portable" or "numpy"."""
+        return self._runtime.kernel
+
+    def class_name(self, index: int) -> str:
+        return self.params.classes[index]
+
+    def infer(self, images) -> Outputs:
+        """Classes (N,) int32, scores (N, C) int32 (last-layer accumulators) and bits (N, C) bool."""
+        return self._timed(as_images(images), scores=True)
+
+    def predict(self, images) -> np.ndarray:
+        """Class index of each image, (N,) int32."""
+        return self._timed(as_images(images), scores=False).classes
+
+    def predict_file(self, path: str | os.PathLike, *, chunk_size: int = CHUNK) -> np.ndarray:
+        """Classes of every image of an IDX3 file, read in chunks (memory independent of file size)."""
+        parts, elapsed, count = [], 0.0, 0
+        for chunk in idx.iter_images(path, chunk_size=chunk_size):
+            start = time.perf_counter()
+            parts.append(self._run(np.ascontiguousarray(chunk.reshape(len(chunk), PIXELS)), scores=False).classes)
+            elapsed += time.perf_counter() - start
+            count += len(chunk)
+        self.usec_per_image = elapsed * 1e6 / count if count else 0.0
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+
+    def _timed(self, images: np.ndarray, *, scores: bool) -> Outputs:
+        start = time.perf_counter()
+        out = self._run(images, scores=scores)
+        n = images.shape[0]
+        self.usec_per_image = (time.perf_counter() - start) * 1e6 / n if n else 0.0
+        return out
+
+    def _run(self, images: np.ndarray, *, scores: bool) -> Outputs:
+        if images.shape[0] <= CHUNK:
+            return self._call(images, scores)
+        parts = [self._call(images[s : s + CHUNK], scores) for s in range(0, images.shape[0], CHUNK)]
+        return Outputs(*(np.concatenate(field) for field in zip(*parts)))
+
+    def _call(self, images: np.ndarray, scores: bool) -> Outputs:
+        if self._runtime is None:
+            raise RuntimeError("classifier is closed")
+        if self._runtime.name == "native":
+            return self._runtime.run(images, self.decision, scores=scores)
+        return self._runtime.run(images, self.decision)
+
+    def close(self) -> None:
+        """Release the packed parameters (the original's board reset); the classifier is unusable after."""
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        source = self.params.source or "in memory"
+        if self._runtime is None:
+            return f"<{type(self).__name__} {self.network} params={source} closed>"
+        threads = getattr(self._runtime, "threads", 1)
+        return (
+            f"<{type(self).__name__} {self.network} params={source} runtime={self.runtime} "
+            f"kernel={self.kernel} threads={threads} decision={self.decision} classes={len(self.classes)}>"
+        )

@@ -1,0 +1,36 @@
+"""What this installation runs: native extension, kernels, threads, CPU."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+from . import native
+
+__all__ = ["cpu_name", "runtime_info"]
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def runtime_info() -> dict:
+    """A dict: native (built?), kernels (fastest first), default_kernel (BNN_KERNEL honoured), threads, cpu."""
+    kernels = native.available_kernels()
+    forced = os.environ.get("BNN_KERNEL") or None
+    return {
+        "native": native.is_available(),
+        "kernels": kernels,
+        "default_kernel": forced or (kernels[0] if kernels else "numpy"),
+        "threads": native.default_threads(),
+        "cpu": cpu_name(),
+        "machine": platform.machine(),
+    }
