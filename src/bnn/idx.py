@@ -87,8 +87,8 @@ def _open(path: Path):
         raise IdxError(f"{path}: is a folder, not an IDX file") from None
 
 
-def _read_exact(f, n: int, path: Path, what: str) -> bytes:
-    """Read n bytes, growing the buffer only as data arrives (no trust in n)."""
+def _read_upto(f, n: int, path: Path) -> bytes:
+    """Read up to n bytes, growing the buffer only as data arrives (no trust in n)."""
     parts = []
     got = 0
     try:
@@ -99,11 +99,28 @@ def _read_exact(f, n: int, path: Path, what: str) -> bytes:
             parts.append(block)
             got += len(block)
     except (OSError, EOFError) as exc:  # corrupt gzip stream
-        raise IdxError(f"{path}: corrupt gzip data while reading the {what}: {exc}") from None
-    data = b"".join(parts)
-    if len(data) < n:
-        raise IdxError(f"{path}: truncated: the {what} needs {n} bytes but the file holds {len(data)}")
+        raise IdxError(f"{path}: corrupt gzip data: {exc}") from None
+    return b"".join(parts)
+
+
+def _read_body(f, header: IdxHeader, n_bytes: int | None = None) -> bytes:
+    """The body (or its next n_bytes); a clear IdxError when the file ends early."""
+    want = header.nbytes if n_bytes is None else n_bytes
+    data = _read_upto(f, want, header.path)
+    if len(data) < want:
+        raise IdxError(_truncated(header, header.offset + len(data)))
     return data
+
+
+def _truncated(header: IdxHeader, held: int) -> str:
+    n_items = header.shape[0]
+    item = header.nbytes // n_items if n_items else 0
+    whole = (held - header.offset) // item if item else 0
+    return (
+        f"{header.path}: truncated: header declares {n_items} items of shape {header.shape[1:]} "
+        f"({header.offset + header.nbytes} bytes with the header) but the file holds {held} bytes "
+        f"({whole} whole items)"
+    )
 
 
 def _parse_header(f, path: Path) -> IdxHeader:
@@ -122,7 +139,9 @@ def _parse_header(f, path: Path) -> IdxHeader:
         raise IdxError(f"{path}: unknown IDX element type 0x{code:02X} (known: {known})")
     if ndim == 0:
         raise IdxError(f"{path}: IDX header declares 0 dimensions")
-    dims = _read_exact(f, 4 * ndim, path, f"header of {ndim} dimensions")
+    dims = _read_upto(f, 4 * ndim, path)
+    if len(dims) < 4 * ndim:
+        raise IdxError(f"{path}: truncated: the header of {ndim} dimensions needs {4 + 4 * ndim} bytes")
     shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
     return IdxHeader(path, DTYPES[code], shape, 4 + 4 * ndim)
 
@@ -150,9 +169,8 @@ def read_idx(path: str | os.PathLike, *, mmap: bool | None = None) -> np.ndarray
     with _open(path) as f:
         header = _parse_header(f, path)
         if gz:
-            body = _read_exact(f, header.nbytes, path, f"body of shape {header.shape}")
-            if f.read(1):
-                raise IdxError(f"{path}: has data after the {header.nbytes} bytes its header declares")
+            body = _read_body(f, header)
+            _check_gzip_end(f, header)
             arr = np.frombuffer(body, dtype=header.dtype)
         else:
             size = path.stat().st_size
@@ -165,7 +183,7 @@ def read_idx(path: str | os.PathLike, *, mmap: bool | None = None) -> np.ndarray
                 else:
                     arr = np.memmap(path, dtype=header.dtype, mode="r", offset=header.offset)
             else:
-                arr = np.frombuffer(_read_exact(f, header.nbytes, path, "body"), dtype=header.dtype)
+                arr = np.frombuffer(_read_body(f, header), dtype=header.dtype)
     arr = arr.reshape(header.shape)
     if header.dtype.itemsize > 1 and not mmap:
         arr = arr.astype(header.dtype.newbyteorder("="))
@@ -174,16 +192,20 @@ def read_idx(path: str | os.PathLike, *, mmap: bool | None = None) -> np.ndarray
     return arr
 
 
+def _check_gzip_end(f, header: IdxHeader) -> None:
+    """Reading past the body checks the gzip CRC and that nothing follows the body."""
+    try:
+        extra = f.read(1)
+    except (OSError, EOFError) as exc:
+        raise IdxError(f"{header.path}: corrupt gzip data: {exc}") from None
+    if extra:
+        raise IdxError(f"{header.path}: has data after the {header.nbytes} bytes its header declares")
+
+
 def _check_raw_size(header: IdxHeader, size: int) -> None:
     want = header.offset + header.nbytes
     if size < want:
-        n_items = header.shape[0]
-        item = header.nbytes // n_items if n_items else 0
-        held = (size - header.offset) // item if item else 0
-        raise IdxError(
-            f"{header.path}: truncated: header declares {n_items} items of shape {header.shape[1:]} "
-            f"({want} bytes with the header) but the file holds {size} bytes ({held} whole items)"
-        )
+        raise IdxError(_truncated(header, size))
     if size > want:
         raise IdxError(f"{header.path}: has {size - want} bytes after the {want} its header declares")
 
@@ -239,10 +261,10 @@ def iter_images(
         f.seek(header.offset)
         for start in range(0, n, chunk_size):
             count = min(chunk_size, n - start)
-            body = _read_exact(f, count * pixels, path, f"images {start}..{start + count - 1}")
+            body = _read_body(f, header, count * pixels)
             yield np.frombuffer(body, dtype=np.uint8).reshape(count, *size)
-        if _is_gzip(path) and f.read(1):
-            raise IdxError(f"{path}: has data after the {header.nbytes} bytes its header declares")
+        if _is_gzip(path):
+            _check_gzip_end(f, header)
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | None = None) -> Path:

@@ -81,7 +81,7 @@ NB_MODULE(_native, m) {
         .def(nb::init<const std::vector<std::tuple<Bits2D, Thresholds2D>>&, int, int, int, const std::string&>(),
              nb::arg("layers"), nb::arg("activation_bits"), nb::arg("n_classes"), nb::arg("pixels"),
              nb::arg("kernel") = "")
-        .def("run", &PyNetwork::run, nb::arg("images"), nb::arg("threads"), nb::arg("argmax"),
+        .def("run", &PyNetwork::run, nb::arg("images").noconvert(), nb::arg("threads"), nb::arg("argmax"),
              nb::arg("want_scores"), "-> (classes (n,), scores (n, C) or empty, bits (n, C) or empty)")
         .def_prop_ro("kernel", &PyNetwork::kernel);
 }

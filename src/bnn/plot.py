@@ -1,0 +1,127 @@
+"""Figures: time per image by runtime (log scale), confusion matrix, misclassified digits, training curves.
+
+Needs matplotlib (``pip install 'bnn[plot]'``). Each function writes a PNG
+(atomically) and returns its path.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._atomic import atomic_write
+from .errors import BnnError
+
+__all__ = ["ORIGINAL_USEC_PER_IMAGE", "confusion_matrix", "misclassified_grid", "time_per_image", "training_curves"]
+
+#: The original notebook's figures on a PYNQ-Z1 board, us per image.
+ORIGINAL_USEC_PER_IMAGE = {
+    ("lfcW1A1", "PYNQ FPGA"): 2.80,
+    ("lfcW1A2", "PYNQ FPGA"): 2.80,
+    ("lfcW1A1", "PYNQ ARM (software)"): 17189.20,
+    ("lfcW1A2", "PYNQ ARM (software)"): 128274.80,
+}
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise BnnError("plots need matplotlib: pip install 'bnn[plot]'") from None
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    with atomic_write(path) as f:
+        f.write(buf.getvalue())
+    return path
+
+
+def time_per_image(ours: dict[tuple[str, str], float], path, *, include_original: bool = True) -> Path:
+    """Bar chart, log scale: us per image for each (network, runtime), beside the original's figures."""
+    plt = _pyplot()
+    data = dict(ORIGINAL_USEC_PER_IMAGE) if include_original else {}
+    data.update(ours)
+    networks = sorted({n for n, _ in data})
+    runtimes = list(dict.fromkeys(r for _, r in data))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.8 / len(runtimes)
+    x = np.arange(len(networks))
+    for i, runtime in enumerate(runtimes):
+        values = [data.get((n, runtime), np.nan) for n in networks]
+        bars = ax.bar(x + (i - (len(runtimes) - 1) / 2) * width, values, width, label=runtime)
+        for bar, v in zip(bars, values):
+            if np.isfinite(v):
+                ax.annotate(f"{v:.3g}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, networks)
+    ax.set_yscale("log")
+    ax.set_ylabel("time per image (us, log scale)")
+    ax.set_title("LFC inference time per image")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: list[str], path, *, title: str = "") -> Path:
+    """Confusion matrix (rows: true class, columns: predicted), counts in the cells."""
+    plt = _pyplot()
+    n = len(classes)
+    cm = np.zeros((n, n), dtype=np.int64)
+    np.add.at(cm, (labels, predicted), 1)
+    fig, ax = plt.subplots(figsize=(0.5 * n + 2.5, 0.5 * n + 2))
+    ax.imshow(np.log1p(cm), cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if cm[i, j] > cm.max() / 3 else "black")
+    ax.set_xticks(range(n), classes)
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"accuracy {np.trace(cm) / max(cm.sum(), 1):.2%}")
+    return _save(fig, path)
+
+
+def misclassified_grid(images: np.ndarray, labels, predicted, classes, path, *, limit: int = 40) -> Path:
+    """A grid of misclassified digits, each titled 'true -> predicted'."""
+    plt = _pyplot()
+    wrong = np.flatnonzero(np.asarray(labels) != np.asarray(predicted))[:limit]
+    cols = 10
+    rows = max(1, -(-len(wrong) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong):
+        ax.imshow(images[i].reshape(28, 28), cmap="gray_r")
+        ax.set_title(f"{classes[labels[i]]}->{classes[predicted[i]]}", fontsize=8)
+    fig.suptitle(f"{len(wrong)} misclassified digits" + (" (first shown)" if len(wrong) == limit else ""))
+    return _save(fig, path)
+
+
+def training_curves(history: list[dict], path, *, title: str = "training") -> Path:
+    """Loss and train/test accuracy per epoch."""
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    a.plot(epochs, [h["loss"] for h in history])
+    a.set_xlabel("epoch")
+    a.set_ylabel("training loss")
+    a.set_yscale("log")
+    b.plot(epochs, [100 * h["train_accuracy"] for h in history], label="train")
+    b.plot(epochs, [100 * h["test_accuracy"] for h in history], label="test")
+    b.set_xlabel("epoch")
+    b.set_ylabel("accuracy (%)")
+    b.set_ylim(95, 100)
+    b.legend()
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -1,0 +1,96 @@
+"""Shared fixtures: the data in ../shared, random parameter sets, and every runtime/kernel.
+
+Tests that need ../shared fail (not skip) when CI=true and the data is
+missing. Under CI a native extension that did not build fails too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bnn
+from bnn import native
+from bnn.params import NETWORKS, Layer, ParamSet
+
+SHARED = Path(os.environ.get("BNN_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+MNIST = SHARED / "data" / "mnist"
+ORIGINAL = SHARED / "data" / "bnn-pynq-params" / "mnist"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(path: Path) -> Path:
+    """`path` if it exists; else fail under CI, skip elsewhere."""
+    if not path.exists():
+        msg = f"test data missing: {path} (../shared beside the repository)"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    """(images (10000, 28, 28) uint8, labels (10000,) uint8) of the MNIST test set."""
+    images = bnn.idx.read_images(need(MNIST / "t10k-images-idx3-ubyte.gz"))
+    labels = bnn.idx.read_labels(need(MNIST / "t10k-labels-idx1-ubyte.gz"))
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def original_dir():
+    """Folder holding the original lfcW1A1 / lfcW1A2 parameter folders."""
+    return need(ORIGINAL)
+
+
+@pytest.fixture(scope="session", params=["lfcW1A1", "lfcW1A2"])
+def original(request, original_dir):
+    return bnn.params.read_params(original_dir / request.param)
+
+
+def runtime_ids() -> list[tuple[str, str | None]]:
+    """("reference", None) plus ("native", kernel) for every kernel this CPU runs."""
+    if not native.is_available() and (IN_CI or os.environ.get("BNN_REQUIRE_NATIVE")):
+        raise RuntimeError("the native extension is not built, but CI requires it")
+    return [("reference", None)] + [("native", k) for k in native.available_kernels()]
+
+
+@pytest.fixture(params=runtime_ids(), ids=lambda r: r[1] or r[0])
+def runtime(request):
+    """(runtime name, kernel) for every runtime and kernel."""
+    return request.param
+
+
+def random_params(
+    rng: np.random.Generator,
+    network: str = "lfcW1A1",
+    hidden: tuple[int, int, int] = (64, 128, 96),
+    n_classes: int = 10,
+    mw0: int = 832,
+    out_rows: int | None = None,
+) -> ParamSet:
+    """A random but valid parameter set whose neurons actually switch (thresholds near the mean)."""
+    spec = NETWORKS[network]
+    out_rows = out_rows or max(16, -(-n_classes // 16) * 16)
+    sizes = [mw0, *hidden, out_rows]
+    layers = []
+    for i in range(4):
+        mw, mh = sizes[i], sizes[i + 1]
+        w = rng.integers(0, 2, (mh, mw), dtype=np.uint8)
+        nt = spec.thresholds[i]
+        spread = int(np.sqrt(mw)) + 1
+        if spec.activation_bits == 1:
+            t = rng.integers(mw // 2 - spread, mw // 2 + spread, (mh, nt))
+        else:
+            t = np.sort(rng.integers(-2 * spread, 2 * spread, (mh, nt)), axis=1)
+        # Some thresholds outside int16: the hardware keeps their low 16 bits.
+        t[rng.random(t.shape) < 0.01] += 65536
+        pe = next(p for p in (16, 8, 4, 2, 1) if mh % p == 0)
+        simd = next(s for s in (64, 32, 16, 8, 4, 2, 1) if mw % s == 0)
+        layers.append(Layer(w, t.astype(np.int64), pe=pe, simd=simd))
+    params = ParamSet(network, layers, [f"c{i}" for i in range(n_classes)])
+    params.validate()
+    return params

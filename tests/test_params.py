@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import filecmp
+
+import numpy as np
+import pytest
+
+import bnn
+from bnn.errors import ParamsError, ParamsNotFoundError, UnknownNameError
+from bnn.params import find_params, read_params, write_params
+from conftest import random_params
+
+
+def test_original_geometry(original_dir):
+    p = read_params(original_dir / "lfcW1A1")
+    assert [layer.weights.shape for layer in p.layers] == [(1024, 832), (1024, 1024), (1024, 1024), (64, 1024)]
+    assert [layer.pe for layer in p.layers] == [32, 64, 32, 16]
+    assert [layer.simd for layer in p.layers] == [64, 32, 64, 8]
+    assert p.classes == [str(i) for i in range(10)]
+    assert p.decision == "highest_bit"
+    q = read_params(original_dir / "lfcW1A2")
+    assert [layer.n_thresholds for layer in q.layers] == [2, 2, 2, 1]
+
+
+@pytest.mark.parametrize("network", ["lfcW1A1", "lfcW1A2"])
+def test_write_back_is_byte_identical(original_dir, tmp_path, network):
+    src = original_dir / network
+    write_params(read_params(src), tmp_path / network)
+    names = sorted(p.name for p in src.iterdir())
+    assert sorted(p.name for p in (tmp_path / network).iterdir()) == names
+    match, mismatch, errors = filecmp.cmpfiles(src, tmp_path / network, names, shallow=False)
+    assert mismatch == [] and errors == [] and len(match) == 289
+
+
+def test_26_classes_round_trip_and_classify(tmp_path):
+    rng = np.random.default_rng(26)
+    params = random_params(rng, n_classes=26, out_rows=32)
+    params.classes = [chr(ord("a") + i) for i in range(26)]
+    folder = write_params(params, tmp_path / "letters" / "lfcW1A1")
+    back = read_params(folder)
+    assert back.classes == params.classes and back.layers[3].mh == 32
+    for a, b in zip(params.layers, back.layers):
+        np.testing.assert_array_equal(a.weights, b.weights)
+        np.testing.assert_array_equal(a.thresholds, b.thresholds)
+    clf = bnn.LfcClassifier("lfcW1A1", "letters", params_path=tmp_path, verbose=False)
+    assert clf.classes == params.classes
+    images = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8)
+    classes = clf.classify_mnists(images)
+    assert len(classes) == 50 and all(0 <= c < 26 for c in classes)
+
+
+def test_missing_weight_file(original_dir, tmp_path):
+    folder = write_params(read_params(original_dir / "lfcW1A1"), tmp_path / "lfcW1A1")
+    (folder / "2-5-weights.bin").unlink()
+    with pytest.raises(ParamsError, match=r"2-5-weights.bin: missing parameter file"):
+        read_params(folder)
+
+
+def test_mis_sized_threshold_file(original_dir, tmp_path):
+    folder = write_params(read_params(original_dir / "lfcW1A1"), tmp_path / "lfcW1A1")
+    (folder / "1-3-thres.bin").write_bytes(bytes(8 * 15))
+    with pytest.raises(ParamsError, match=r"1-3-thres.bin: 120 bytes, but 1-0-thres.bin has 128"):
+        read_params(folder)
+
+
+def test_odd_sized_file(original_dir, tmp_path):
+    folder = write_params(read_params(original_dir / "lfcW1A1"), tmp_path / "lfcW1A1")
+    (folder / "0-0-weights.bin").write_bytes(bytes(13))
+    with pytest.raises(ParamsError, match=r"0-0-weights.bin: weights file of 13 bytes"):
+        read_params(folder)
+
+
+def test_missing_classes(original_dir, tmp_path):
+    folder = write_params(read_params(original_dir / "lfcW1A2"), tmp_path / "lfcW1A2")
+    (folder / "classes.txt").unlink()
+    with pytest.raises(ParamsError, match=r"classes.txt: missing classes.txt"):
+        read_params(folder)
+
+
+def test_wrong_network_layers(original_dir):
+    # W1A1 files read as W1A2: 32 thresholds per file cannot be 2 per neuron for 1024 neurons of layer 3.
+    with pytest.raises(ParamsError, match="layer"):
+        read_params(original_dir / "lfcW1A1", network="lfcW1A2")
+
+
+def test_unknown_network():
+    with pytest.raises(UnknownNameError, match=r"unknown network 'lfcW2A2'; known networks: lfcW1A1, lfcW1A2"):
+        find_params("lfcW2A2", "mnist")
+
+
+def test_lookup_lists_places(tmp_path, monkeypatch):
+    monkeypatch.setenv("BNN_PARAMS_PATH", str(tmp_path / "env"))
+    with pytest.raises(ParamsNotFoundError) as err:
+        find_params("lfcW1A1", "nosuchset", params_path=tmp_path / "arg")
+    msg = str(err.value)
+    assert "nosuchset" in msg
+    for place in (tmp_path / "arg", tmp_path / "env", bnn.params.package_params_dir()):
+        assert str(place / "nosuchset" / "lfcW1A1") in msg
+
+
+def test_env_path_and_available(original_dir, monkeypatch):
+    monkeypatch.setenv("BNN_PARAMS_PATH", str(original_dir.parent))
+    assert find_params("lfcW1A2", "mnist") == original_dir / "lfcW1A2"
+    assert "mnist" in bnn.available_params("lfcW1A1")
+
+
+def test_write_refuses_to_overwrite(original_dir, tmp_path):
+    p = read_params(original_dir / "lfcW1A1")
+    folder = write_params(p, tmp_path / "lfcW1A1")
+    with pytest.raises(FileExistsError, match="not empty"):
+        write_params(p, folder)

@@ -1,0 +1,198 @@
+"""One suite over every runtime and kernel: identical classes, scores and bits to the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import bnn
+from bnn import native
+from bnn.errors import ImageError, NativeUnavailableError, UnknownNameError
+from bnn.reference import ReferenceRuntime
+from bnn.runtime import make_runtime
+from conftest import random_params, runtime_ids
+
+EXPECTED_CORRECT = {"lfcW1A1": 9840, "lfcW1A2": 9849}
+
+
+def run(params, runtime, images, rule=None):
+    name, kernel = runtime
+    return make_runtime(params, name, kernel=kernel).run(np.ascontiguousarray(images.reshape(len(images), 784)), rule)
+
+
+def test_original_sets_on_mnist(original, runtime, mnist_test):
+    images, labels = mnist_test
+    ref = ReferenceRuntime(original).run(images.reshape(-1, 784))
+    out = run(original, runtime, images)
+    np.testing.assert_array_equal(out.classes, ref.classes)
+    np.testing.assert_array_equal(out.scores, ref.scores)
+    np.testing.assert_array_equal(out.bits, ref.bits)
+    assert int((out.classes == labels).sum()) == EXPECTED_CORRECT[original.network]
+
+
+def test_argmax_rule_on_mnist(original, runtime, mnist_test):
+    images, labels = mnist_test
+    out = run(original, runtime, images, "argmax")
+    # The spec's figures for argmax of the accumulators: 98.34 % (W1A1), 98.49 % (W1A2).
+    assert int((out.classes == labels).sum()) == {"lfcW1A1": 9834, "lfcW1A2": 9849}[original.network]
+    np.testing.assert_array_equal(out.classes, np.argmax(out.scores, axis=1))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 63, 64, 65, 130])
+def test_batch_sizes(original, runtime, mnist_test, n):
+    images = mnist_test[0][:n]
+    ref = ReferenceRuntime(original).run(images.reshape(-1, 784))
+    out = run(original, runtime, images)
+    assert out.classes.shape == (n,) and out.scores.shape == (n, 10) and out.bits.shape == (n, 10)
+    np.testing.assert_array_equal(out.classes, ref.classes)
+    np.testing.assert_array_equal(out.scores, ref.scores)
+    np.testing.assert_array_equal(out.bits, ref.bits)
+
+
+@pytest.mark.parametrize(("name", "kernel"), runtime_ids()[1:])
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    network=st.sampled_from(["lfcW1A1", "lfcW1A2"]),
+    hidden=st.tuples(*[st.sampled_from([16, 32, 48, 64, 96, 128, 200]) for _ in range(3)]),
+    n_classes=st.integers(1, 40),
+    mw0=st.sampled_from([784, 790, 800, 832, 896]),
+    n=st.sampled_from([0, 1, 2, 3, 5, 63, 64, 65, 131]),
+    rule=st.sampled_from(["highest_bit", "argmax"]),
+)
+def test_random_parameter_sets(name, kernel, seed, network, hidden, n_classes, mw0, n, rule):
+    rng = np.random.default_rng(seed)
+    params = random_params(rng, network, hidden, n_classes, mw0)
+    images = rng.integers(0, 256, (n, 784), dtype=np.uint8)
+    # Bias some images to mostly dark/bright so that outputs vary widely.
+    images[: n // 3] //= 2
+    ref = ReferenceRuntime(params).run(images, rule)
+    out = make_runtime(params, name, kernel=kernel).run(images, rule)
+    np.testing.assert_array_equal(out.scores, ref.scores)
+    np.testing.assert_array_equal(out.bits, ref.bits)
+    np.testing.assert_array_equal(out.classes, ref.classes)
+
+
+def test_reference_matches_literal_popcount():
+    """The reference against the spec written out as XNOR-popcount loops, on a tiny network."""
+    rng = np.random.default_rng(5)
+    for network in ("lfcW1A1", "lfcW1A2"):
+        params = random_params(rng, network, (16, 32, 16), 3, 800)
+        images = rng.integers(0, 256, (7, 784), dtype=np.uint8)
+        ref = ReferenceRuntime(params).run(images)
+        for i, img in enumerate(images):
+            x = [int(p >= 128) for p in img] + [0] * (800 - 784)  # bits
+            for li, layer in enumerate(params.layers):
+                T = layer.effective_thresholds()
+                out = []
+                for n in range(layer.mh):
+                    w = layer.weights[n].tolist()
+                    if network == "lfcW1A1":
+                        acc = sum(1 for a, b in zip(x, w) if a == b)
+                    elif li == 0:
+                        acc = sum((2 * a - 1) * (2 * b - 1) for a, b in zip(x, w))
+                    else:
+                        acc = sum(a * (2 * b - 1) for a, b in zip(x, w))
+                    if layer.n_thresholds == 1:
+                        out.append((int(acc > T[n, 0]), acc))
+                    else:
+                        out.append((int(acc > T[n, 0]) + int(acc > T[n, 1]) - 1, acc))
+                x = [o for o, _ in out]
+                if network == "lfcW1A1" or layer.n_thresholds == 1:
+                    last = out
+            assert [acc for _, acc in last[:3]] == ref.scores[i].tolist()
+            assert [bit for bit, _ in last[:3]] == ref.bits[i].astype(int).tolist()
+
+
+def test_decision_rules():
+    scores = np.array([[1, 5, 5], [0, 0, 0], [3, 2, 1]], dtype=np.int32)
+    bits = np.array([[1, 0, 1], [0, 0, 0], [0, 1, 0]], dtype=bool)
+    assert bnn.bits.decide(scores, bits, "highest_bit").tolist() == [2, 0, 1]
+    assert bnn.bits.decide(scores, bits, "argmax").tolist() == [1, 0, 0]
+
+
+def test_unknown_runtime_and_kernel(original):
+    with pytest.raises(UnknownNameError, match="unknown runtime 'fpga'; known runtimes: native, python_hw"):
+        make_runtime(original, "fpga")
+    if native.is_available():
+        with pytest.raises(UnknownNameError, match="unknown kernel 'neon'"):
+            make_runtime(original, "native", kernel="neon")
+
+
+def test_unavailable_kernel_is_a_clear_error(original, monkeypatch):
+    if not native.is_available():
+        pytest.skip("native runtime not built")
+    monkeypatch.setattr(native._native, "available_kernels", lambda: ["portable"])
+    with pytest.raises(NativeUnavailableError, match="kernel 'avx512' cannot run on this CPU; available: portable"):
+        make_runtime(original, "native", kernel="avx512")
+
+
+def test_forced_kernel_via_environment(original, monkeypatch):
+    if not native.is_available():
+        pytest.skip("native runtime not built")
+    monkeypatch.setenv("BNN_KERNEL", "portable")
+    clf = bnn.Classifier(original.network, original)
+    assert clf.kernel == "portable" and "kernel=portable" in repr(clf)
+    assert bnn.runtime_info()["default_kernel"] == "portable"
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (np.zeros((2, 28, 28), dtype=np.float32), "expected uint8 pixels"),
+        (np.zeros((2, 32, 32), dtype=np.uint8), r"expected shape \(N, 28, 28\) or \(N, 784\), got \(2, 32, 32\)"),
+        (np.zeros((2, 783), dtype=np.uint8), "got \\(2, 783\\)"),
+        (np.zeros(784, dtype=np.uint8), "got \\(784,\\)"),
+    ],
+)
+def test_bad_images(original, runtime, images, message):
+    clf = bnn.Classifier(original.network, original, runtime[0], kernel=runtime[1])
+    with pytest.raises(ImageError, match=message):
+        clf.predict(images)
+
+
+def test_non_contiguous_images(original, runtime, mnist_test):
+    images = mnist_test[0][:20]
+    clf = bnn.Classifier(original.network, original, runtime[0], kernel=runtime[1])
+    np.testing.assert_array_equal(clf.predict(images[::2]), clf.predict(np.ascontiguousarray(images[::2])))
+    np.testing.assert_array_equal(clf.predict(images[:, ::-1, :][:, ::-1, :]), clf.predict(images))
+
+
+@pytest.mark.skipif(not native.is_available(), reason="native runtime not built")
+class TestNativeEntryPoints:
+    """The extension itself never crashes: bad arguments are Python exceptions."""
+
+    def layers(self, params):
+        return [(layer.weights, layer.effective_thresholds()) for layer in params.layers]
+
+    def test_wrong_dtype_shape_and_strides(self, original):
+        net = native._native.Network(self.layers(original), original.activation_bits, 10, 784)
+        good = np.zeros((3, 784), dtype=np.uint8)
+        for bad in (good.astype(np.float32), good[:, :783], good.reshape(3, 28, 28), np.zeros((784, 3), np.uint8).T):
+            with pytest.raises((TypeError, ValueError)):
+                net.run(bad, 1, False, True)
+        with pytest.raises(TypeError):
+            net.run("images", 1, False, True)
+
+    def test_mismatched_parameters(self, original):
+        layers = self.layers(original)
+        with pytest.raises(ValueError, match="inputs do not match"):
+            native._native.Network([layers[0], layers[1], layers[3], layers[3]], original.activation_bits, 10, 784)
+        with pytest.raises(ValueError, match="thresholds rows"):
+            native._native.Network([(layers[0][0], layers[0][1][:5])] + layers[1:], original.activation_bits, 10, 784)
+        with pytest.raises(ValueError, match="number of classes"):
+            native._native.Network(layers, original.activation_bits, 65, 784)
+        with pytest.raises(ValueError, match="fewer inputs than the image"):
+            native._native.Network(layers, original.activation_bits, 10, 900)
+        with pytest.raises(ValueError, match="cannot run on this CPU or is unknown"):
+            native._native.Network(layers, original.activation_bits, 10, 784, "sse9")
+        with pytest.raises(TypeError):
+            native._native.Network([(layers[0][0].ravel(), layers[0][1])], 1, 10, 784)
+
+    def test_threads_give_identical_results(self, original, mnist_test):
+        images = np.ascontiguousarray(mnist_test[0][:1000].reshape(-1, 784))
+        results = [make_runtime(original, "native", threads=t).run(images) for t in (1, 2, 3, 8)]
+        for r in results[1:]:
+            np.testing.assert_array_equal(r.scores, results[0].scores)
