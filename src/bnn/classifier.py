@@ -114,6 +114,12 @@ class Classifier:
         """Class index of each image, (N,) int32."""
         return self._timed(as_images(images), scores=False).classes
 
+    def classify_image(self, image) -> int:
+        """Class of one picture of a digit (path, PIL image or array), MNIST-style preprocessed (`bnn.images`)."""
+        from .images import load_image
+
+        return int(self.predict(load_image(image)[None])[0])
+
     def predict_file(self, path: str | os.PathLike, *, chunk_size: int = CHUNK) -> np.ndarray:
         """Classes of every image of an IDX3 file, read in chunks (memory independent of file size)."""
         parts, elapsed, count = [], 0.0, 0

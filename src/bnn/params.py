@@ -385,11 +385,15 @@ def find_params(network: str, name: str | os.PathLike, params_path=None) -> Path
     """The folder of parameter set `name` for `network`, or a path given directly.
 
     `name` is a set name ("mnist") looked up as ``<place>/<name>/<network>``
-    in `search_path`, or a path to a parameter folder. ParamsNotFoundError
+    in `search_path`, or a path: a parameter folder, or a set folder with a
+    ``<network>`` folder inside. ParamsNotFoundError
     lists every place tried.
     """
     network_spec(network)
     if not _is_simple_name(str(name)):
+        # A set folder holding one folder per network, or a network's own folder.
+        if (Path(name) / network).is_dir():
+            return Path(name) / network
         if Path(name).is_dir():
             return Path(name)
         raise ParamsNotFoundError(f"{name}: parameter folder not found")

@@ -1,0 +1,373 @@
+"""The ``bnn`` command. ``bnn --help`` lists the subcommands; each has ``--help``.
+
+Exit codes: 0 success, 1 an error in the input (one line on stderr, no
+traceback), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import click
+except ImportError:  # pragma: no cover
+    click = None
+
+from . import idx
+from .classifier import Classifier
+from .errors import BnnError
+
+DEFAULT_DATA = "../shared/data/mnist"
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+class _Group(click.Group if click else object):
+    """Turns the package's own errors into one line and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (BnnError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _mnist_file(data: str, stem: str) -> Path:
+    for name in (f"{stem}.gz", stem):
+        if (Path(data) / name).exists():
+            return Path(data) / name
+    from .datasets import cached_file
+
+    cached = cached_file(stem)
+    if cached is not None:
+        return cached
+    _fail(f"{Path(data) / stem}[.gz] not found; give --data DIR or run 'bnn download mnist'")
+
+
+network_option = click.option(
+    "--network", "-n", type=click.Choice(["lfcW1A1", "lfcW1A2"]), default="lfcW1A1", show_default=True
+)
+params_option = click.option(
+    "--params", "-p", default="mnist", show_default=True, help="Parameter-set name or folder."
+)
+runtime_option = click.option(
+    "--runtime", type=click.Choice(["native", "reference"]), default="native", show_default=True
+)
+kernel_option = click.option("--kernel", default=None, help="Force a native kernel: avx512, avx2, portable.")
+decision_option = click.option(
+    "--decision", type=click.Choice(["highest_bit", "argmax"]), default=None, help="Override the set's rule."
+)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bnn")
+def cli():
+    """Binarized LFC networks (BNN-PYNQ W1A1/W1A2) on MNIST, bit-exact with the FPGA."""
+
+
+@cli.command()
+@click.option("--data", default=DEFAULT_DATA, show_default=True, help="Folder with the MNIST IDX files.")
+@params_option
+def demo(data, params):
+    """The original notebook's main job: classify the MNIST test set with both networks.
+
+    Prints the notebook's timing lines and the accuracy of each network, on
+    the native runtime, then the numpy reference on the first 10 images.
+    """
+    from .compat import RUNTIME_HW, RUNTIME_SW, LfcClassifier
+
+    images_path = _mnist_file(data, "t10k-images-idx3-ubyte")
+    labels = idx.read_labels(_mnist_file(data, "t10k-labels-idx1-ubyte"))
+    images = idx.read_images(images_path)
+    for network in ("lfcW1A1", "lfcW1A2"):
+        clf = LfcClassifier(network, params, RUNTIME_HW)
+        click.echo(f"\n{network} on {clf.kernel} ({clf.params.source}, decision {clf.decision}):")
+        result = clf.classify_mnists(str(images_path))
+        accuracy = 100 * np.mean(np.asarray(result) == labels)
+        click.echo(f"Accuracy {network}: {accuracy:.2f} %")
+        sw = LfcClassifier(network, params, RUNTIME_SW)
+        click.echo(f"{network} numpy reference, first 10 images:")
+        sw.classify_mnists(images[:10])
+
+
+def _load_inputs(paths: tuple[str, ...]):
+    """(names, images (N, 28, 28) uint8) from IDX files, image files and folders of images."""
+    from .images import IMAGE_SUFFIXES, load_image
+
+    names, arrays = [], []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                _fail(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+            for f in files:
+                names.append(str(f))
+                arrays.append(load_image(f)[None])
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            names.append(str(path))
+            arrays.append(load_image(path)[None])
+        else:
+            images = idx.read_images(path)
+            names += [f"{path}[{i}]" for i in range(len(images))]
+            arrays.append(images)
+    return names, np.concatenate(arrays) if arrays else np.zeros((0, 28, 28), np.uint8)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@network_option
+@params_option
+@runtime_option
+@kernel_option
+@decision_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
+def classify(paths, network, params, runtime, kernel, decision, as_json, as_csv):
+    """Classify IDX files, PNG/JPEG images or folders of images."""
+    names, images = _load_inputs(paths)
+    clf = Classifier(network, params, runtime, kernel=kernel, decision=decision)
+    out = clf.infer(images)
+    rows = [
+        {"input": name, "class": int(c), "label": clf.classes[c], "scores": s.tolist()}
+        for name, c, s in zip(names, out.classes, out.scores)
+    ]
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+    elif as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["input", "class", "label"])
+        for row in rows:
+            writer.writerow([row["input"], row["class"], row["label"]])
+    else:
+        width = max(len(n) for n in names) if names else 5
+        click.echo(f"{'input':<{width}}  class")
+        for row in rows:
+            click.echo(f"{row['input']:<{width}}  {row['label']}")
+        click.echo(f"{len(rows)} images, {clf.usec_per_image:.2f} us per image ({clf.kernel})", err=True)
+
+
+@cli.command()
+@network_option
+@params_option
+@runtime_option
+@kernel_option
+@decision_option
+@click.option("--data", default=DEFAULT_DATA, show_default=True, help="Folder with the MNIST IDX files.")
+@click.option("--images", type=click.Path(), help="IDX3 images (instead of --data).")
+@click.option("--labels", type=click.Path(), help="IDX1 labels (instead of --data).")
+@click.option("--plot", type=click.Path(), help="Save the confusion matrix here (PNG) and misclassified digits beside it.")
+def evaluate(network, params, runtime, kernel, decision, data, images, labels, plot):
+    """Accuracy, per-class accuracy and confusion matrix on a labelled test set."""
+    images_path = Path(images) if images else _mnist_file(data, "t10k-images-idx3-ubyte")
+    labels_path = Path(labels) if labels else _mnist_file(data, "t10k-labels-idx1-ubyte")
+    x, y = idx.read_images(images_path), idx.read_labels(labels_path)
+    if len(x) != len(y):
+        _fail(f"{images_path}: {len(x)} images but {labels_path} has {len(y)} labels")
+    clf = Classifier(network, params, runtime, kernel=kernel, decision=decision)
+    pred = clf.predict(x)
+    n = len(clf.classes)
+    if len(y) and y.max() >= n:
+        _fail(f"{labels_path}: label {y.max()} but the parameter set has {n} classes")
+    correct = int((pred == y).sum())
+    click.echo(f"{network} {clf.params.source} ({clf.runtime}/{clf.kernel}, decision {clf.decision})")
+    click.echo(f"accuracy: {correct}/{len(y)} = {100 * correct / max(len(y), 1):.2f} %")
+    click.echo(f"time: {clf.usec_per_image:.3f} us per image")
+    cm = np.zeros((n, n), dtype=np.int64)
+    np.add.at(cm, (y, pred), 1)
+    click.echo("per class: " + "  ".join(f"{clf.classes[c]}: {100 * cm[c, c] / max(cm[c].sum(), 1):.1f}%" for c in range(n)))
+    click.echo("confusion matrix (rows: true, columns: predicted):")
+    for c in range(n):
+        click.echo(f"  {clf.classes[c]:>3} " + " ".join(f"{v:5d}" for v in cm[c]))
+    if plot:
+        from . import plot as plots
+
+        path = plots.confusion_matrix(y, pred, clf.classes, plot, title=f"{network}: {100 * correct / len(y):.2f} %")
+        grid = plots.misclassified_grid(x, y, pred, clf.classes, path.with_name(path.stem + "-errors.png"))
+        click.echo(f"saved {path} and {grid}")
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="Fewer, shorter runs (a smoke test, not for the record).")
+@click.option("--output", type=click.Path(), default=None, help="Write the Markdown report here (e.g. BENCHMARKS.md).")
+@click.option("--data", default=DEFAULT_DATA, show_default=True)
+@click.option("--params-dir", default=None, help="Folder holding mnist/lfcW1A1 and mnist/lfcW1A2 (default: the original's in ../shared, else the shipped sets).")
+@click.option("--big-file", is_flag=True, help="Also classify a generated 1,000,000-image IDX file and report memory.")
+def bench(quick, output, data, params_dir, big_file):
+    """Benchmark every runtime and kernel side by side (images/s, median of runs)."""
+    from .bench import run_benchmarks
+
+    report = run_benchmarks(
+        data_dir=data, params_dir=params_dir, quick=quick, big_file=big_file, log=lambda s: click.echo(s, err=True)
+    )
+    click.echo(report)
+    if output:
+        from ._atomic import atomic_write
+
+        with atomic_write(Path(output)) as f:
+            f.write(report.encode())
+        click.echo(f"wrote {output}", err=True)
+
+
+@cli.command()
+@network_option
+@click.option("--epochs", default=180, show_default=True)
+@click.option("--batch-size", default=100, show_default=True)
+@click.option("--lr", default=3e-3, show_default=True)
+@click.option("--max-shift", default=2, show_default=True, help="Random shift augmentation, pixels.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", default=None, type=int, help="Torch threads (default: all).")
+@click.option("--data", default=DEFAULT_DATA, show_default=True, help="Folder with the four MNIST IDX files.")
+@click.option("--train-images", default=None)
+@click.option("--train-labels", default=None)
+@click.option("--test-images", default=None)
+@click.option("--test-labels", default=None)
+@click.option("--classes", "classes_file", default=None, type=click.Path(), help="File with one class name per line.")
+@click.option("--out", required=True, type=click.Path(), help="Run folder: checkpoint, history, curves (resumes).")
+@click.option("--export", "export_dir", default=None, type=click.Path(), help="Write the parameter folder here.")
+@click.option("--overwrite", is_flag=True, help="Replace the files of an existing --export folder.")
+def train(network, epochs, batch_size, lr, max_shift, seed, threads, data, train_images, train_labels, test_images,
+          test_labels, classes_file, out, export_dir, overwrite):
+    """Train an LFC network (needs torch) and export a parameter folder."""
+    from .params import write_params
+    from .train import TrainConfig
+    from .train import train as run_training
+
+    files = {
+        "train_images": train_images or str(_mnist_file(data, "train-images-idx3-ubyte")),
+        "train_labels": train_labels or str(_mnist_file(data, "train-labels-idx1-ubyte")),
+        "test_images": test_images or str(_mnist_file(data, "t10k-images-idx3-ubyte")),
+        "test_labels": test_labels or str(_mnist_file(data, "t10k-labels-idx1-ubyte")),
+    }
+    kwargs = {}
+    if classes_file:
+        kwargs["classes"] = [line.strip() for line in Path(classes_file).read_text().splitlines() if line.strip()]
+    config = TrainConfig(network=network, epochs=epochs, batch_size=batch_size, lr=lr, max_shift=max_shift, seed=seed,
+                         threads=threads, **files, **kwargs)
+
+    def report(r):
+        click.echo(f"epoch {r['epoch']:4d}  loss {r['loss']:.4f}  train {100 * r['train_accuracy']:.2f} %  "
+                   f"test {100 * r['test_accuracy']:.2f} %  {r['seconds']:.0f} s", err=True)
+
+    result = run_training(config, out, on_epoch=report)
+    folder = write_params(result.params, export_dir or Path(out) / "params", overwrite=overwrite or not export_dir)
+    clf = Classifier(network, result.params)
+    x = idx.read_images(files["test_images"])
+    y = idx.read_labels(files["test_labels"])
+    acc = 100 * float(np.mean(clf.predict(x) == y))
+    click.echo(f"exported {folder}: {acc:.2f} % on {files['test_images']} ({clf.kernel}, decision {clf.decision})")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("folder", type=click.Path())
+@click.option("--overwrite", is_flag=True)
+def export(run_dir, folder, overwrite):
+    """Export the model of a training run folder (its checkpoint.pt) as a parameter folder."""
+    import torch
+
+    from .params import write_params
+    from .train import LFC, TrainConfig, export_params
+
+    checkpoint = Path(run_dir) / "checkpoint.pt"
+    if not checkpoint.exists():
+        _fail(f"{checkpoint}: no checkpoint in this folder")
+    state = torch.load(checkpoint, weights_only=False)
+    config = TrainConfig(**state["config"])
+    model = LFC(2 if config.network == "lfcW1A2" else 1, len(config.classes))
+    model.load_state_dict(state["model"])
+    params = export_params(model.eval(), config.classes, metadata={"trained_by": "bnn.train", "config": state["config"],
+                                                                      "epochs_run": state["epoch"]})
+    click.echo(f"wrote {write_params(params, folder, overwrite=overwrite)}")
+
+
+@cli.group()
+def params():
+    """List, inspect and convert parameter sets."""
+
+
+@params.command("list")
+def params_list():
+    """Parameter sets found for each network, and where."""
+    from .params import find_params, search_path
+    from .params import available_params as available
+
+    click.echo("search path: " + os.pathsep.join(str(p) for p in search_path()))
+    for network in ("lfcW1A1", "lfcW1A2"):
+        for name in available(network):
+            click.echo(f"{network:8} {name:12} {find_params(network, name)}")
+
+
+@params.command("show")
+@click.argument("name")
+@network_option
+def params_show(name, network):
+    """Geometry, classes, decision rule and provenance of a parameter set."""
+    from .params import find_params, read_params
+
+    p = read_params(find_params(network, name))
+    click.echo(f"{p.network} at {p.source}")
+    for i, layer in enumerate(p.layers):
+        click.echo(f"  layer {i}: {layer.mw:5d} -> {layer.mh:5d}  PE {layer.pe:3d}  SIMD {layer.simd:3d}  "
+                   f"thresholds/neuron {layer.n_thresholds}")
+    click.echo(f"  classes ({len(p.classes)}): {', '.join(p.classes)}")
+    click.echo(f"  decision: {p.decision}")
+    for key in ("trained_by", "epochs_run", "train_seconds", "test_accuracy_torch"):
+        if key in p.metadata:
+            click.echo(f"  {key}: {p.metadata[key]}")
+
+
+@params.command("convert")
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("dest", type=click.Path())
+@network_option
+@click.option("--decision", type=click.Choice(["highest_bit", "argmax"]), default=None, help="Record this rule.")
+def params_convert(source, dest, network, decision):
+    """Read a parameter folder, check it, and write it to DEST (optionally recording a decision rule)."""
+    from .params import read_params, write_params
+
+    p = read_params(source, network)
+    if decision:
+        p.decision = decision
+    click.echo(f"wrote {write_params(p, dest)}")
+
+
+@cli.command()
+@click.argument("dataset", type=click.Choice(["mnist"]))
+@click.option("--cache-dir", type=click.Path(), default=None, help="Default: $XDG_CACHE_HOME/bnn.")
+@click.option("--url", default=None, help="Base URL or local folder to download from.")
+def download(dataset, cache_dir, url):
+    """Download a dataset's IDX files into the cache (SHA-256 checked, resumable)."""
+    from .datasets import download_mnist
+
+    for path in download_mnist(cache_dir=cache_dir, base_url=url):
+        click.echo(str(path))
+
+
+@cli.command()
+def info():
+    """The native runtime, kernels and CPU this installation runs on."""
+    from .info import runtime_info
+
+    for key, value in runtime_info().items():
+        click.echo(f"{key}: {value}")
+
+
+def main(argv=None) -> int:
+    if click is None:
+        sys.stderr.write("the bnn command needs click: pip install 'bnn[cli]'\n")
+        return 2
+    try:
+        cli.main(args=argv, prog_name="bnn", standalone_mode=True)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

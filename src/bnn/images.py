@@ -1,0 +1,103 @@
+"""Ordinary pictures of digits -> MNIST-style 28x28 uint8 images.
+
+MNIST digits are light on dark, fitted into a 20x20 box keeping their
+aspect ratio, and centred by their centre of mass in a 28x28 field. A photo
+or drawing of a digit gets the same treatment: grayscale, inverted when it
+is dark on light, cropped to the digit, scaled to 20 pixels on its longer
+side, centred by mass. Needs Pillow (``pip install 'bnn[images]'``).
+
+    >>> from bnn.images import load_image
+    >>> digit = load_image("seven.png")          # (28, 28) uint8
+    >>> clf.predict(digit[None])
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BnnError, ImageError
+
+__all__ = ["IMAGE_SUFFIXES", "load_image", "to_mnist"]
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+# Pixels brighter than this fraction of the brightest one belong to the digit's box.
+_INK = 0.25
+_LIMIT = 50_000_000  # pixels; larger pictures are refused (decompression bombs)
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise BnnError("reading pictures needs Pillow: pip install 'bnn[images]'") from None
+    return Image
+
+
+def load_image(image, *, preprocess: bool = True) -> np.ndarray:
+    """A picture (path, PIL image or 2-D array) as a (28, 28) uint8 MNIST-style digit."""
+    Image = _pil()
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        try:
+            with Image.open(path) as img:
+                if img.width * img.height > _LIMIT:
+                    raise ImageError(f"{path}: {img.width}x{img.height} pixels is too large a picture")
+                gray = np.asarray(img.convert("L"), dtype=np.float64)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            if isinstance(exc, (FileNotFoundError, ImageError)):
+                raise
+            raise ImageError(f"{path}: not a readable image: {exc}") from None
+    elif hasattr(image, "convert"):
+        gray = np.asarray(image.convert("L"), dtype=np.float64)
+    else:
+        arr = np.asarray(image)
+        if arr.ndim == 3 and arr.shape[2] in (3, 4):
+            arr = arr[..., :3].mean(axis=2)
+        if arr.ndim != 2 or arr.size == 0:
+            raise ImageError(f"image: expected a 2-D grayscale or (H, W, 3|4) colour array, got shape {arr.shape}")
+        gray = arr.astype(np.float64)
+        if arr.dtype != np.uint8 and gray.max() <= 1.0:
+            gray = gray * 255
+    return to_mnist(gray) if preprocess else _exact_28(gray)
+
+
+def _exact_28(gray: np.ndarray) -> np.ndarray:
+    if gray.shape != (28, 28):
+        raise ImageError(f"image: expected 28x28 pixels without preprocessing, got {gray.shape}")
+    return np.clip(gray, 0, 255).astype(np.uint8)
+
+
+def to_mnist(gray: np.ndarray) -> np.ndarray:
+    """(H, W) grayscale 0..255 -> (28, 28) uint8, light digit on black, 20x20 box centred by mass."""
+    Image = _pil()
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 127:  # dark ink on light paper
+        gray = 255 - gray
+    gray = gray - np.median(border if np.median(border) <= 127 else 255 - border)
+    gray = np.clip(gray, 0, None)
+    if gray.max() <= 0:
+        return np.zeros((28, 28), dtype=np.uint8)
+    gray = gray * (255 / gray.max())
+    rows = np.flatnonzero((gray > _INK * 255).any(axis=1))
+    cols = np.flatnonzero((gray > _INK * 255).any(axis=0))
+    crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = crop.shape
+    scale = 20 / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize(size, Image.LANCZOS))
+    small = np.clip(small, 0, 255)
+    canvas = np.zeros((28, 28))
+    top, left = (28 - size[1]) // 2, (28 - size[0]) // 2
+    canvas[top : top + size[1], left : left + size[0]] = small
+    # Shift so that the centre of mass sits at the centre, as MNIST did.
+    mass = canvas.sum()
+    cy = (canvas.sum(axis=1) * np.arange(28)).sum() / mass
+    cx = (canvas.sum(axis=0) * np.arange(28)).sum() / mass
+    dy, dx = int(round(13.5 - cy)), int(round(13.5 - cx))
+    dy = int(np.clip(dy, -top, 28 - top - size[1]))
+    dx = int(np.clip(dx, -left, 28 - left - size[0]))
+    canvas = np.roll(canvas, (dy, dx), axis=(0, 1))
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
