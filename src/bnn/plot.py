@@ -26,22 +26,19 @@ ORIGINAL_USEC_PER_IMAGE = {
 }
 
 
-def _pyplot():
+def _figure(**kwargs):
+    """A matplotlib Figure that touches no global pyplot state (no backend switch)."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         raise BnnError("plots need matplotlib: pip install 'bnn[plot]'") from None
-    return plt
+    return Figure(**kwargs)
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
     path = Path(path)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
     with atomic_write(path) as f:
         f.write(buf.getvalue())
     return path
@@ -49,12 +46,12 @@ def _save(fig, path: str | os.PathLike) -> Path:
 
 def time_per_image(ours: dict[tuple[str, str], float], path, *, include_original: bool = True) -> Path:
     """Bar chart, log scale: us per image for each (network, runtime), beside the original's figures."""
-    plt = _pyplot()
     data = dict(ORIGINAL_USEC_PER_IMAGE) if include_original else {}
     data.update(ours)
     networks = sorted({n for n, _ in data})
     runtimes = list(dict.fromkeys(r for _, r in data))
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = _figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     width = 0.8 / len(runtimes)
     x = np.arange(len(networks))
     for i, runtime in enumerate(runtimes):
@@ -73,11 +70,11 @@ def time_per_image(ours: dict[tuple[str, str], float], path, *, include_original
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: list[str], path, *, title: str = "") -> Path:
     """Confusion matrix (rows: true class, columns: predicted), counts in the cells."""
-    plt = _pyplot()
     n = len(classes)
     cm = np.zeros((n, n), dtype=np.int64)
     np.add.at(cm, (labels, predicted), 1)
-    fig, ax = plt.subplots(figsize=(0.5 * n + 2.5, 0.5 * n + 2))
+    fig = _figure(figsize=(0.5 * n + 2.5, 0.5 * n + 2))
+    ax = fig.subplots()
     ax.imshow(np.log1p(cm), cmap="Blues")
     for i in range(n):
         for j in range(n):
@@ -94,11 +91,11 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: list[st
 
 def misclassified_grid(images: np.ndarray, labels, predicted, classes, path, *, limit: int = 40) -> Path:
     """A grid of misclassified digits, each titled 'true -> predicted'."""
-    plt = _pyplot()
     wrong = np.flatnonzero(np.asarray(labels) != np.asarray(predicted))[:limit]
     cols = 10
     rows = max(1, -(-len(wrong) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.3), squeeze=False)
+    fig = _figure(figsize=(cols * 1.1, rows * 1.3))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong):
@@ -110,9 +107,9 @@ def misclassified_grid(images: np.ndarray, labels, predicted, classes, path, *, 
 
 def training_curves(history: list[dict], path, *, title: str = "training") -> Path:
     """Loss and train/test accuracy per epoch."""
-    plt = _pyplot()
     epochs = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = _figure(figsize=(10, 3.8))
+    a, b = fig.subplots(1, 2)
     a.plot(epochs, [h["loss"] for h in history])
     a.set_xlabel("epoch")
     a.set_ylabel("training loss")
