@@ -1,5 +1,10 @@
 """`Classifier`: a parameter set on a runtime, classifying arrays and IDX files.
 
+Thread safety: a Classifier may be used from any number of threads at once
+(the parameters are read-only during inference and each call has its own
+scratch memory); only `usec_per_image` is shared, and reports the call that
+finished last. `close()` must not race with calls in flight.
+
     >>> import bnn
     >>> with bnn.Classifier("lfcW1A1", "mnist") as clf:
     ...     classes = clf.predict(images)          # (N, 28, 28) or (N, 784) uint8
@@ -25,8 +30,7 @@ from .runtime import Outputs, make_runtime
 
 __all__ = ["Classifier", "as_images"]
 
-# Images per runtime call: bounds the working memory for huge inputs and lets
-# Ctrl-C interrupt between chunks (one chunk takes about 0.1 s natively).
+# Images per read of an IDX file: bounds the memory whatever the file size.
 CHUNK = 65536
 
 
@@ -139,9 +143,12 @@ class Classifier:
         return out
 
     def _run(self, images: np.ndarray, *, scores: bool) -> Outputs:
-        if images.shape[0] <= CHUNK:
+        # Runtime calls of a bounded size (the runtime's `chunk`), so that Ctrl-C
+        # is served between them within about 0.1 s.
+        chunk = self._runtime.chunk if self._runtime is not None else 1
+        if images.shape[0] <= chunk:
             return self._call(images, scores)
-        parts = [self._call(images[s : s + CHUNK], scores) for s in range(0, images.shape[0], CHUNK)]
+        parts = [self._call(images[s : s + chunk], scores) for s in range(0, images.shape[0], chunk)]
         return Outputs(*(np.concatenate(field) for field in zip(*parts)))
 
     def _call(self, images: np.ndarray, scores: bool) -> Outputs:

@@ -36,6 +36,7 @@ class ReferenceRuntime:
 
     name = "reference"
     kernel = "numpy"
+    chunk = BATCH
 
     def __init__(self, params: ParamSet):
         params.validate()
