@@ -124,7 +124,7 @@ def _truncated(header: IdxHeader, held: int) -> str:
 
 
 def _parse_header(f, path: Path) -> IdxHeader:
-    head = f.read(4)
+    head = _read_upto(f, 4, path)
     if not head:
         raise IdxError(f"{path}: empty file (an IDX file needs at least an 8-byte header)")
     if len(head) < 4:
