@@ -1,0 +1,66 @@
+"""Write BENCHMARKS.md: every runtime side by side, the machine's popcount bound, a 1,000,000-image file.
+
+Run from the repository root with ../shared beside it:
+
+    python benchmarks/bench_runtimes.py            # about 2 minutes on 2 cores
+
+The runtime table is `bnn bench`'s (bnn/bench.py). The bound comes from
+benchmarks/peak_popcount.cpp, compiled here with g++ when there is one: the
+number of XOR + VPOPCNTQ + ADD triples per second this machine sustains,
+divided by the triples one image needs.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bnn.bench import run_benchmarks
+
+HERE = Path(__file__).resolve().parent
+# 512-bit words of weights x inputs per image: 832x1024 + 2 x 1024x1024 + 1024x64 bits (W1A1);
+# W1A2 reads layers 1-3 as two bit planes.
+TRIPLES = {"lfcW1A1": (832 * 1024 + 2 * 1024 * 1024 + 1024 * 64) // 512,
+           "lfcW1A2": (832 * 1024 + 2 * 2 * 1024 * 1024 + 2 * 1024 * 64) // 512}
+
+
+def popcount_bound() -> str:
+    if shutil.which("g++") is None:
+        return "(no g++: bound not measured)\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = Path(tmp) / "peak"
+        subprocess.run(["g++", "-O2", "-std=c++17", "-mavx512f", "-mavx512vpopcntdq", "-pthread",
+                        str(HERE / "peak_popcount.cpp"), "-o", str(exe)], check=True)
+        rates = {}
+        for threads in (1, 2):
+            runs = [subprocess.run([str(exe), str(threads)], capture_output=True, text=True, check=True).stdout
+                    for _ in range(3)]
+            values = sorted(float(re.search(r": ([0-9.e+]+) triples", r).group(1)) for r in runs)
+            rates[threads] = values[1]
+    lines = ["| threads | XOR+VPOPCNTQ+ADD triples/s (512-bit) | W1A1 bound, images/s | W1A2 bound, images/s |",
+             "|---|---:|---:|---:|"]
+    for threads, rate in rates.items():
+        lines.append(f"| {threads} | {rate:.3e} | {rate / TRIPLES['lfcW1A1']:,.0f} | {rate / TRIPLES['lfcW1A2']:,.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    report = run_benchmarks(big_file=True, log=lambda s: print(s, file=sys.stderr))
+    bound = popcount_bound()
+    text = report + (
+        "\n## The bound\n\n"
+        f"One image is {TRIPLES['lfcW1A1']:,} 512-bit XOR+popcount+add steps for W1A1 and "
+        f"{TRIPLES['lfcW1A2']:,} for W1A2 (layers 1-3 on two bit planes). What this machine sustains "
+        "(benchmarks/peak_popcount.cpp, 16 independent accumulators in registers, median of 3):\n\n" + bound
+    )
+    (HERE.parent / "BENCHMARKS.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
