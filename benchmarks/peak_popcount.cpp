@@ -11,16 +11,21 @@
 #include <vector>
 
 static double run(long iterations) {
-    __m512i acc[16], w[4];
+    // 8 weight registers x 2 input registers: 16 distinct XORs per iteration
+    // (distinct, so that the compiler cannot merge any of them).
+    __m512i acc[16], w[8];
     for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_epi64(i);
-    for (int j = 0; j < 4; ++j) w[j] = _mm512_set1_epi64(0x5555 * (j + 1));
-    __m512i x = _mm512_set1_epi64(0x1234567);
+    for (int j = 0; j < 8; ++j) w[j] = _mm512_set1_epi64(0x5555 * (j + 1));
+    __m512i x0 = _mm512_set1_epi64(0x1234567), x1 = _mm512_set1_epi64(0x7654321);
     const __m512i step = _mm512_set1_epi64(1);
     for (long it = 0; it < iterations; ++it) {
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; ++i)
-            acc[i] = _mm512_add_epi64(acc[i], _mm512_popcnt_epi64(_mm512_xor_si512(w[i % 4], x)));
-        x = _mm512_add_epi64(x, step);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) {
+            acc[2 * j] = _mm512_add_epi64(acc[2 * j], _mm512_popcnt_epi64(_mm512_xor_si512(w[j], x0)));
+            acc[2 * j + 1] = _mm512_add_epi64(acc[2 * j + 1], _mm512_popcnt_epi64(_mm512_xor_si512(w[j], x1)));
+        }
+        x0 = _mm512_add_epi64(x0, step);
+        x1 = _mm512_sub_epi64(x1, step);
     }
     __m512i s = acc[0];
     for (int i = 1; i < 16; ++i) s = _mm512_add_epi64(s, acc[i]);
