@@ -19,10 +19,11 @@ inline __m256i popcount_bytes(__m256i v, __m256i lut, __m256i low4) {
 }
 
 template <int kImages>
-void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
-                 std::int32_t* counts) {
-    const int K = L.K, steps = L.in_planes * L.K;
-    const std::size_t in_stride = static_cast<std::size_t>(steps);
+void layer_block(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
+                 std::uint64_t* out, std::int32_t* counts) {
+    const int K = L.K;
+    const bool masked = L.in_planes == 2;
+    const std::size_t in_stride = static_cast<std::size_t>(L.in_planes) * K;
     const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
     const int neurons = L.groups * kLanes;
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1,
@@ -34,17 +35,26 @@ void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std
             __m256i sums[kImages][kHalves], bytes[kImages][kHalves];
             for (int i = 0; i < kImages; ++i)
                 for (int h = 0; h < kHalves; ++h) sums[i][h] = bytes[i][h] = _mm256_setzero_si256();
-            for (int s = 0; s < steps; ++s) {
-                const int k = s % K;
+            for (int k = 0; k < K; ++k) {
                 const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wg + k * kLanes));
                 const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wg + k * kLanes + 4));
 #pragma GCC unroll 4
                 for (int i = 0; i < kImages; ++i) {
-                    const __m256i x = _mm256_set1_epi64x(static_cast<long long>(in[(i0 + i) * in_stride + s]));
-                    bytes[i][0] = _mm256_add_epi8(bytes[i][0], popcount_bytes(_mm256_xor_si256(w0, x), lut, low4));
-                    bytes[i][1] = _mm256_add_epi8(bytes[i][1], popcount_bytes(_mm256_xor_si256(w1, x), lut, low4));
+                    const std::uint64_t* xi = in + (i0 + i) * in_stride;
+                    const __m256i x = _mm256_set1_epi64x(static_cast<long long>(xi[k]));
+                    __m256i d0, d1;
+                    if (masked) {  // m & (w ^ s): x is the mask plane m, the sign plane follows
+                        const __m256i sg = _mm256_set1_epi64x(static_cast<long long>(xi[K + k]));
+                        d0 = _mm256_and_si256(x, _mm256_xor_si256(w0, sg));
+                        d1 = _mm256_and_si256(x, _mm256_xor_si256(w1, sg));
+                    } else {
+                        d0 = _mm256_xor_si256(w0, x);
+                        d1 = _mm256_xor_si256(w1, x);
+                    }
+                    bytes[i][0] = _mm256_add_epi8(bytes[i][0], popcount_bytes(d0, lut, low4));
+                    bytes[i][1] = _mm256_add_epi8(bytes[i][1], popcount_bytes(d1, lut, low4));
                 }
-                if ((s + 1) % kFlushEvery == 0 || s + 1 == steps) {
+                if ((k + 1) % kFlushEvery == 0 || k + 1 == K) {
                     for (int i = 0; i < kImages; ++i)
                         for (int h = 0; h < kHalves; ++h) {
                             sums[i][h] = _mm256_add_epi64(sums[i][h], _mm256_sad_epu8(bytes[i][h], _mm256_setzero_si256()));
@@ -61,12 +71,20 @@ void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std
                         counts[(i0 + i) * neurons + g * kLanes + lane] = static_cast<std::int32_t>(pc[lane]);
                     continue;
                 }
+                unsigned bits[2] = {0, 0};
                 for (int q = 0; q < L.out_planes; ++q) {
                     const std::int32_t* lim = L.limits + q * neurons + g * kLanes;
-                    unsigned bits = 0;
-                    for (int lane = 0; lane < kLanes; ++lane) bits |= static_cast<unsigned>(pc[lane] <= lim[lane]) << lane;
-                    reinterpret_cast<std::uint8_t*>(out + (i0 + i) * out_stride + q * L.out_K)[g] =
-                        static_cast<std::uint8_t>(bits);
+                    for (int lane = 0; lane < kLanes; ++lane) {
+                        const bool on = masked ? 2 * pc[lane] + lim[lane] <= active[i0 + i] : pc[lane] <= lim[lane];
+                        bits[q] |= static_cast<unsigned>(on) << lane;
+                    }
+                }
+                auto* row = reinterpret_cast<std::uint8_t*>(out + (i0 + i) * out_stride);
+                if (L.out_planes == 2) {
+                    row[g] = static_cast<std::uint8_t>(~(bits[0] ^ bits[1]));              // m: value != 0
+                    row[L.out_K * 8 + g] = static_cast<std::uint8_t>(bits[0] & bits[1]);  // s: value == +1
+                } else {
+                    row[g] = static_cast<std::uint8_t>(bits[0]);
                 }
             }
         }
@@ -75,15 +93,15 @@ void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std
 
 }  // namespace
 
-void layer_avx2(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
-                std::int32_t* counts) {
+void layer_avx2(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
+                std::uint64_t* out, std::int32_t* counts) {
     const std::size_t full = n / 4 * 4;
-    layer_block<4>(L, in, full, out, counts);
+    layer_block<4>(L, in, active, full, out, counts);
     const std::size_t in_stride = static_cast<std::size_t>(L.in_planes) * L.K;
     const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
     const std::size_t neurons = static_cast<std::size_t>(L.groups) * kLanes;
-    layer_block<1>(L, in + full * in_stride, n - full, out ? out + full * out_stride : nullptr,
-                   counts ? counts + full * neurons : nullptr);
+    layer_block<1>(L, in + full * in_stride, active ? active + full : nullptr, n - full,
+                   out ? out + full * out_stride : nullptr, counts ? counts + full * neurons : nullptr);
 }
 
 void pack_avx2(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,

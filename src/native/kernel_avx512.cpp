@@ -1,12 +1,13 @@
-// AVX-512 kernel (F + BW + VPOPCNTDQ): per 512-bit step, one XOR, one
-// VPOPCNTQ and one add for 8 neurons x 64 columns of one image.
+// AVX-512 kernel (F + BW + VPOPCNTDQ): per 512-bit step, one XOR (or, for a
+// 3-level input, one VPTERNLOGQ computing m & (w ^ s)), one VPOPCNTQ and one
+// add, for 8 neurons x 64 columns of one image.
 //
 // Register blocking: 4 groups (32 neurons) x 6 images = 24 accumulators, so
 // each weight load serves 6 images and each broadcast input word 4 groups.
 // On the 2-core AMD EPYC (Zen 4) this loop sustains what a register-only
 // XOR+POPCNT+ADD loop does (benchmarks/peak_popcount.cpp): it is at its bound.
-// The threshold is fused: a compare of the 8 popcount sums with the 8 limits
-// yields the 8 output bits as a mask, stored as one byte of the packed output.
+// The threshold is fused: a compare of 8 popcount sums with 8 limits yields
+// 8 output bits as a mask, stored as one byte of the packed output.
 #include <immintrin.h>
 
 #include "kernels.h"
@@ -14,13 +15,14 @@
 namespace bnn::kernels {
 namespace {
 
-// Images per register block: 4 groups x 6 images = 24 accumulators, plus
-// 4 weights and the broadcast input, in the 32 zmm registers.
+// Images per register block: 24 accumulators, 4 weights, 2 inputs in the 32 zmm registers.
 constexpr int kBlockImages = 6;
+// VPTERNLOGQ truth table of m & (w ^ s), operands in the order (m, w, s).
+constexpr int kMaskedXor = 0x60;
 
 template <int kPlanes, int kImages>
-void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
-                 std::int32_t* counts) {
+void layer_block(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
+                 std::uint64_t* out, std::int32_t* counts) {
     const int K = L.K;
     const std::size_t in_stride = static_cast<std::size_t>(kPlanes) * K;
     const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
@@ -34,18 +36,24 @@ void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std
 #pragma GCC unroll 8
                 for (int i = 0; i < kImages; ++i) acc[j][i] = _mm512_setzero_si512();
             const std::uint64_t* x0 = in + i0 * in_stride;
-            for (int p = 0; p < kPlanes; ++p) {
-                for (int k = 0; k < K; ++k) {
-                    __m512i w[kGroupBlock];
+            for (int k = 0; k < K; ++k) {
+                __m512i w[kGroupBlock];
 #pragma GCC unroll 4
-                    for (int j = 0; j < kGroupBlock; ++j)
-                        w[j] = _mm512_load_si512(w0 + (static_cast<std::size_t>(j) * K + k) * kLanes);
+                for (int j = 0; j < kGroupBlock; ++j)
+                    w[j] = _mm512_load_si512(w0 + (static_cast<std::size_t>(j) * K + k) * kLanes);
 #pragma GCC unroll 8
-                    for (int i = 0; i < kImages; ++i) {
-                        const __m512i x = _mm512_set1_epi64(static_cast<long long>(x0[i * in_stride + p * K + k]));
+                for (int i = 0; i < kImages; ++i) {
+                    const __m512i x = _mm512_set1_epi64(static_cast<long long>(x0[i * in_stride + k]));
+                    if constexpr (kPlanes == 1) {
 #pragma GCC unroll 4
                         for (int j = 0; j < kGroupBlock; ++j)
                             acc[j][i] = _mm512_add_epi64(acc[j][i], _mm512_popcnt_epi64(_mm512_xor_si512(w[j], x)));
+                    } else {
+                        const __m512i s = _mm512_set1_epi64(static_cast<long long>(x0[i * in_stride + K + k]));
+#pragma GCC unroll 4
+                        for (int j = 0; j < kGroupBlock; ++j)
+                            acc[j][i] = _mm512_add_epi64(
+                                acc[j][i], _mm512_popcnt_epi64(_mm512_ternarylogic_epi64(x, w[j], s, kMaskedXor)));
                     }
                 }
             }
@@ -59,16 +67,32 @@ void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std
                             _mm512_cvtepi64_epi32(acc[j][i]));
                 continue;
             }
-            for (int q = 0; q < L.out_planes; ++q) {
+            const bool two = L.out_planes == 2;
 #pragma GCC unroll 4
-                for (int j = 0; j < kGroupBlock; ++j) {
-                    const __m512i lim =
-                        _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(
-                            L.limits + q * neurons + (g0 + j) * kLanes)));
+            for (int j = 0; j < kGroupBlock; ++j) {
+                const std::int32_t* lim = L.limits + (g0 + j) * kLanes;
+                const __m512i lim0 = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lim)));
+                const __m512i lim1 = two ? _mm512_cvtepi32_epi64(_mm256_loadu_si256(
+                                               reinterpret_cast<const __m256i*>(lim + neurons)))
+                                         : lim0;
 #pragma GCC unroll 8
-                    for (int i = 0; i < kImages; ++i) {
-                        auto* row = reinterpret_cast<std::uint8_t*>(out + (i0 + i) * out_stride + q * L.out_K);
-                        row[g0 + j] = static_cast<std::uint8_t>(_mm512_cmple_epi64_mask(acc[j][i], lim));
+                for (int i = 0; i < kImages; ++i) {
+                    __mmask8 b0, b1;
+                    if constexpr (kPlanes == 1) {
+                        b0 = _mm512_cmple_epi64_mask(acc[j][i], lim0);
+                        b1 = _mm512_cmple_epi64_mask(acc[j][i], lim1);
+                    } else {
+                        const __m512i twice = _mm512_add_epi64(acc[j][i], acc[j][i]);
+                        const __m512i p = _mm512_set1_epi64(active[i0 + i]);
+                        b0 = _mm512_cmple_epi64_mask(_mm512_add_epi64(twice, lim0), p);
+                        b1 = _mm512_cmple_epi64_mask(_mm512_add_epi64(twice, lim1), p);
+                    }
+                    auto* row = reinterpret_cast<std::uint8_t*>(out + (i0 + i) * out_stride);
+                    if (two) {
+                        row[g0 + j] = static_cast<std::uint8_t>(~(b0 ^ b1));              // m: value != 0
+                        row[L.out_K * 8 + g0 + j] = static_cast<std::uint8_t>(b0 & b1);  // s: value == +1
+                    } else {
+                        row[g0 + j] = static_cast<std::uint8_t>(b0);
                     }
                 }
             }
@@ -77,26 +101,26 @@ void layer_block(const LayerView& L, const std::uint64_t* in, std::size_t n, std
 }
 
 template <int kPlanes>
-void layer_planes(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
-                  std::int32_t* counts) {
-    // Blocks of 4 images, then single images (batch-1 latency pays for one image, not four).
+void layer_planes(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
+                  std::uint64_t* out, std::int32_t* counts) {
+    // Full blocks, then single images (batch-1 latency pays for one image, not six).
     const std::size_t full = n / kBlockImages * kBlockImages;
-    layer_block<kPlanes, kBlockImages>(L, in, full, out, counts);
+    layer_block<kPlanes, kBlockImages>(L, in, active, full, out, counts);
     const std::size_t in_stride = static_cast<std::size_t>(kPlanes) * L.K;
     const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
     const std::size_t neurons = static_cast<std::size_t>(L.groups) * kLanes;
-    layer_block<kPlanes, 1>(L, in + full * in_stride, n - full, out ? out + full * out_stride : nullptr,
-                            counts ? counts + full * neurons : nullptr);
+    layer_block<kPlanes, 1>(L, in + full * in_stride, active ? active + full : nullptr, n - full,
+                            out ? out + full * out_stride : nullptr, counts ? counts + full * neurons : nullptr);
 }
 
 }  // namespace
 
-void layer_avx512(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
-                  std::int32_t* counts) {
+void layer_avx512(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
+                  std::uint64_t* out, std::int32_t* counts) {
     if (L.in_planes == 2)
-        layer_planes<2>(L, in, n, out, counts);
+        layer_planes<2>(L, in, active, n, out, counts);
     else
-        layer_planes<1>(L, in, n, out, counts);
+        layer_planes<1>(L, in, active, n, out, counts);
 }
 
 void pack_avx512(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,

@@ -14,8 +14,8 @@ inline int popcount64(std::uint64_t v) {
 
 }  // namespace
 
-void layer_portable(const LayerView& L, const std::uint64_t* in, std::size_t n, std::uint64_t* out,
-                    std::int32_t* counts) {
+void layer_portable(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
+                    std::uint64_t* out, std::int32_t* counts) {
     const std::size_t in_stride = static_cast<std::size_t>(L.in_planes) * L.K;
     const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
     const int neurons = L.groups * kLanes;
@@ -25,16 +25,28 @@ void layer_portable(const LayerView& L, const std::uint64_t* in, std::size_t n, 
             const std::uint64_t* w = L.weights + static_cast<std::size_t>(g) * L.K * kLanes;
             for (int lane = 0; lane < kLanes; ++lane) {
                 int pc = 0;
-                for (int p = 0; p < L.in_planes; ++p)
-                    for (int k = 0; k < L.K; ++k) pc += popcount64(w[k * kLanes + lane] ^ x[p * L.K + k]);
+                for (int k = 0; k < L.K; ++k) {
+                    const std::uint64_t wk = w[k * kLanes + lane];
+                    pc += popcount64(L.in_planes == 1 ? wk ^ x[k] : x[k] & (wk ^ x[L.K + k]));
+                }
                 const int neuron = g * kLanes + lane;
                 if (L.out_planes == 0) {
                     counts[i * neurons + neuron] = pc;
                     continue;
                 }
-                for (int q = 0; q < L.out_planes; ++q)
-                    if (pc <= L.limits[q * neurons + neuron])
-                        out[i * out_stride + q * L.out_K + neuron / 64] |= std::uint64_t{1} << (neuron % 64);
+                bool bits[2];
+                for (int q = 0; q < L.out_planes; ++q) {
+                    const std::int32_t lim = L.limits[q * neurons + neuron];
+                    bits[q] = L.in_planes == 1 ? pc <= lim : 2 * pc + lim <= active[i];
+                }
+                const std::uint64_t bit = std::uint64_t{1} << (neuron % 64);
+                std::uint64_t* row = out + i * out_stride + neuron / 64;
+                if (L.out_planes == 1) {
+                    if (bits[0]) row[0] |= bit;
+                } else {
+                    if (bits[0] == bits[1]) row[0] |= bit;          // m: value != 0
+                    if (bits[0] && bits[1]) row[L.out_K] |= bit;    // s: value == +1
+                }
             }
         }
     }

@@ -8,8 +8,19 @@
 //   activations  [image][plane][K]       K words per plane, bit c of word c/64
 //   weights      [group][K][8]           8 neurons per group, lane = neuron % 8,
 //                                        so one 512-bit load holds word k of 8 neurons
-//   limits       [out_plane][group*8]    output bit = popcount sum <= limit
+//   limits       [out_plane][group*8]    see below
 //   counts       [image][group*8]        int32 popcount sums (last layer)
+//
+// Inputs come as one plane of bits x (values +-1) or, for 3-level
+// activations, two planes: m (value != 0) and s (value == +1). The kernels
+// count, per image and neuron,
+//   one plane:   pc = popcount(w ^ x)          and set bit q when pc <= limits[q]
+//   two planes:  pc = popcount(m & (w ^ s))    and set bit q when 2 pc + limits[q] <= active[image]
+// where active[image] = popcount(m) (then limits[q] = T + 1, from sum(w * a)
+// = popcount(m) - 2 pc > T). With two thresholds, the two bits b0, b1 are
+// written as the next layer's planes m = !(b0 ^ b1) and s = b0 & b1 (the
+// activation b0 + b1 - 1 is 0 exactly when one of the two bits is set).
+// Padded neurons have limits that give b0 = 0, b1 = 1: m = s = 0.
 // The driver pads groups to a multiple of kGroupBlock (padded neurons have
 // zero weights and limit -1), so kernels need no remainder loop over neurons.
 //
@@ -36,21 +47,24 @@ struct LayerView {
     int out_K;                     // words per output plane
 };
 
-// in: n images of in_planes*K words each.
-// out: n rows of out_planes*out_K words, which the kernel only ORs bytes into
-// position (caller zeroes it); counts: n rows of groups*8 int32 (last layer).
-using LayerFn = void (*)(const LayerView& layer, const std::uint64_t* in, std::size_t n,
-                         std::uint64_t* out, std::int32_t* counts);
+// in: n images of in_planes*K words each; active: n popcount(m) (two planes only).
+// out: n rows of out_planes*out_K words, whose bytes past groups are left
+// alone (caller zeroes them); counts: n rows of groups*8 int32 (last layer).
+using LayerFn = void (*)(const LayerView& layer, const std::uint64_t* in, const std::int32_t* active,
+                         std::size_t n, std::uint64_t* out, std::int32_t* counts);
 // n images of `pixels` uint8 each -> n rows of `words` words, bit = pixel >= 128.
 using PackFn = void (*)(const std::uint8_t* images, std::size_t n, std::size_t pixels,
                         std::uint64_t* out, std::size_t words);
 
-void layer_portable(const LayerView&, const std::uint64_t*, std::size_t, std::uint64_t*, std::int32_t*);
+void layer_portable(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
+                    std::int32_t*);
 void pack_portable(const std::uint8_t*, std::size_t, std::size_t, std::uint64_t*, std::size_t);
 #if defined(BNN_HAVE_X86_KERNELS)
-void layer_avx2(const LayerView&, const std::uint64_t*, std::size_t, std::uint64_t*, std::int32_t*);
+void layer_avx2(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
+                std::int32_t*);
 void pack_avx2(const std::uint8_t*, std::size_t, std::size_t, std::uint64_t*, std::size_t);
-void layer_avx512(const LayerView&, const std::uint64_t*, std::size_t, std::uint64_t*, std::int32_t*);
+void layer_avx512(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
+                  std::int32_t*);
 void pack_avx512(const std::uint8_t*, std::size_t, std::size_t, std::uint64_t*, std::size_t);
 #endif
 

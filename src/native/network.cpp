@@ -15,8 +15,16 @@ namespace {
 // bits) stay in L1 while each block of 32 neurons' weights is reused over it.
 constexpr std::size_t kTile = 72;  // a multiple of the AVX-512 kernel's 6-image block
 constexpr std::size_t kAlignWords = 8;  // 64 bytes
+constexpr std::int32_t kNever = 1 << 28;  // beyond any popcount of any layer
 
 int round_up(int v, int m) { return (v + m - 1) / m * m; }
+
+int popcount64(std::uint64_t v) {
+    v = v - ((v >> 1) & 0x5555555555555555ULL);
+    v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return static_cast<int>((v * 0x0101010101010101ULL) >> 56);
+}
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
     std::int64_t q = a / b;
@@ -71,8 +79,8 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
         const int K = (in.mw + 63) / 64;
         const int groups = round_up((in.mh + kernels::kLanes - 1) / kernels::kLanes, kernels::kGroupBlock);
         L.mw = in.mw;
-        // W1A1: acc = popcount(xnor) = mw - pc. W1A2: acc = dot = mw - 2 pc for a bit input,
-        // mw - (pc0 + pc1) for a 3-level input as two planes (bnn/bits.py).
+        // One plane of bits: W1A1 acc = popcount(xnor) = mw - pc; W1A2 acc = dot = mw - 2 pc.
+        // Two planes (3-level input): acc = popcount(m) - 2 pc (src/bnn/bits.py).
         L.scale = (activation_bits == 2 && in_planes == 1) ? 2 : 1;
         L.weights.assign(static_cast<std::size_t>(groups) * K * kernels::kLanes + kAlignWords, 0);
         const auto addr = reinterpret_cast<std::uintptr_t>(L.weights.data());
@@ -85,14 +93,20 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
                         std::uint64_t{1} << (c % 64);
         const int out_planes = last ? 0 : in.nt;
         const int neurons = groups * kernels::kLanes;
-        L.limits.assign(static_cast<std::size_t>(std::max(out_planes, 1)) * neurons, -1);
+        // Padded neurons: bit 0 never set, bit 1 always set, so that one plane gives 0 and two
+        // planes give m = s = 0 (kernels.h). "Never" is limit -1 for one input plane (pc <= -1)
+        // and kNever for two (2 pc + kNever <= popcount(m)); "always" is the opposite bound.
+        const std::int32_t never = in_planes == 1 ? -1 : kNever, always = in_planes == 1 ? kNever : -kNever;
+        L.limits.assign(static_cast<std::size_t>(std::max(out_planes, 1)) * neurons, never);
+        if (out_planes == 2) std::fill(L.limits.begin() + neurons, L.limits.end(), always);
         for (int q = 0; q < out_planes; ++q)
             for (int n = 0; n < in.mh; ++n) {
-                // acc > T  <=>  scale * pc < mw - T  <=>  pc <= floor((mw - T - 1) / scale)
                 const std::int64_t t = in.thresholds[static_cast<std::size_t>(n) * in.nt + q];
-                const std::int64_t lim = floor_div(in.mw - t - 1, L.scale);
+                // One plane: acc > T <=> scale * pc < mw - T <=> pc <= floor((mw - T - 1) / scale).
+                // Two planes: popcount(m) - 2 pc > T <=> 2 pc + (T + 1) <= popcount(m).
+                const std::int64_t lim = in_planes == 1 ? floor_div(in.mw - t - 1, L.scale) : t + 1;
                 L.limits[static_cast<std::size_t>(q) * neurons + n] =
-                    static_cast<std::int32_t>(std::clamp<std::int64_t>(lim, -1, in.mw * 2 + 1));
+                    static_cast<std::int32_t>(std::clamp<std::int64_t>(lim, -kNever, kNever));
             }
         L.view = {w, L.limits.data(), K, in_planes, groups, out_planes, (in.mh + 63) / 64};
         layers_.push_back(std::move(L));
@@ -118,26 +132,39 @@ std::size_t Network::stride_words() const {
 }
 
 void Network::run_tile(const std::uint8_t* images, std::size_t n, bool argmax, const Outputs& out,
-                       std::size_t first, std::vector<std::uint64_t>& a, std::vector<std::uint64_t>& b,
-                       std::vector<std::int32_t>& counts) const {
+                       std::size_t first, Scratch& scratch) const {
     const auto& L0 = layers_.front().view;
-    kernel_.pack(images, n, static_cast<std::size_t>(pixels_), a.data(), static_cast<std::size_t>(L0.K));
-    std::uint64_t* in = a.data();
-    std::uint64_t* next = b.data();
-    for (std::size_t l = 0; l + 1 < layers_.size(); ++l) {
+    kernel_.pack(images, n, static_cast<std::size_t>(pixels_), scratch.a.data(), static_cast<std::size_t>(L0.K));
+    std::uint64_t* in = scratch.a.data();
+    std::uint64_t* next = scratch.b.data();
+    std::int32_t* active = scratch.active.data();
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
         const auto& v = layers_[l].view;
+        if (v.in_planes == 2) {  // popcount(m) of each image: the number of nonzero activations
+            const std::size_t stride = 2 * static_cast<std::size_t>(v.K);
+            for (std::size_t i = 0; i < n; ++i) {
+                int p = 0;
+                for (int k = 0; k < v.K; ++k) p += popcount64(in[i * stride + k]);
+                active[i] = p;
+            }
+        }
+        if (l + 1 == layers_.size()) {
+            kernel_.layer(v, in, active, n, nullptr, scratch.counts.data());
+            break;
+        }
         std::fill(next, next + n * v.out_planes * v.out_K, 0);
-        kernel_.layer(v, in, n, next, nullptr);
+        kernel_.layer(v, in, active, n, next, nullptr);
         std::swap(in, next);
     }
     const Layer& last = layers_.back();
-    kernel_.layer(last.view, in, n, nullptr, counts.data());
     const int neurons = last.view.groups * kernels::kLanes;
     for (std::size_t i = 0; i < n; ++i) {
-        const std::int32_t* pc = counts.data() + i * neurons;
+        const std::int32_t* pc = scratch.counts.data() + i * neurons;
+        const int base = last.view.in_planes == 2 ? active[i] : last.mw;
+        const int scale = last.view.in_planes == 2 ? 2 : last.scale;
         int best = 0, best_score = 0, highest = 0;
         for (int c = 0; c < n_classes_; ++c) {
-            const int score = last.mw - last.scale * pc[c];
+            const int score = base - scale * pc[c];
             const bool bit = score > last_thresholds_[c];
             if (c == 0 || score > best_score) best = c, best_score = score;
             if (bit) highest = c;
@@ -157,21 +184,18 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, bool a
     const std::size_t neurons = static_cast<std::size_t>(layers_.back().view.groups) * kernels::kLanes;
     // Scratch is allocated here, before any thread starts, so that an
     // allocation failure is an exception in the caller, never in a worker.
-    struct Scratch {
-        std::vector<std::uint64_t> a, b;
-        std::vector<std::int32_t> counts;
-    };
     std::vector<Scratch> scratch(workers);
     for (auto& s : scratch) {
         s.a.assign(kTile * stride, 0);
         s.b.assign(kTile * stride, 0);
         s.counts.assign(kTile * neurons, 0);
+        s.active.assign(kTile, 0);
     }
     std::atomic<std::size_t> next_tile{0};
     auto work = [&](Scratch& s) {
         for (std::size_t t; (t = next_tile.fetch_add(1)) < tiles;) {
             const std::size_t first = t * kTile, count = std::min(kTile, n - first);
-            run_tile(images + first * pixels_, count, argmax, out, first, s.a, s.b, s.counts);
+            run_tile(images + first * pixels_, count, argmax, out, first, s);
         }
     };
     std::vector<std::thread> pool;

@@ -54,10 +54,15 @@ private:
         std::size_t weights_offset = 0;  // start of the aligned view in `weights`
         std::vector<std::int32_t> limits;
         kernels::LayerView view{};
-        int mw = 0, scale = 1;           // acc = mw - scale * popcount
+        int mw = 0, scale = 1;           // one-plane input: acc = mw - scale * popcount
+    };
+    struct Scratch {  // per worker thread
+        std::vector<std::uint64_t> a, b;   // activations in and out, kTile rows
+        std::vector<std::int32_t> counts;  // last layer's popcounts
+        std::vector<std::int32_t> active;  // popcount(m) per image, for two-plane inputs
     };
     void run_tile(const std::uint8_t* images, std::size_t n, bool argmax, const Outputs& out, std::size_t first,
-                  std::vector<std::uint64_t>& a, std::vector<std::uint64_t>& b, std::vector<std::int32_t>& counts) const;
+                  Scratch& scratch) const;
     std::size_t stride_words() const;
 
     Kernel kernel_;
