@@ -9,9 +9,11 @@ Values and bits
 
 3-level activations (W1A2)
     A hidden activation a in {-1, 0, +1} is (acc > T0) + (acc > T1) - 1. The
-    native kernels carry it as two bit planes b0 = acc > T0, b1 = acc > T1,
-    so that a = (s0 + s1) / 2 with s = 2b - 1, and for a weight row w
-    (bits, MW columns):  sum(w * a) = MW - popcount(w ^ b0) - popcount(w ^ b1).
+    native kernels carry it as two bit planes, m = (a != 0) and s = (a == +1),
+    so that for a weight row w (bits, MW columns)
+        sum(w * a) = popcount(m) - 2 * popcount(m & (w ^ s)),
+    one VPTERNLOGQ + VPOPCNTQ per 512 columns, as cheap as a W1A1 layer.
+    From the two threshold bits b0, b1: m = NOT(b0 XOR b1), s = b0 AND b1.
 
 Accumulators (the values compared with the thresholds)
     W1A1: acc = popcount(XNOR(x, w)) = MW - popcount(x ^ w), in 0..MW.
