@@ -33,18 +33,36 @@ def popcount_bound() -> str:
         return "(no g++: bound not measured)\n"
     with tempfile.TemporaryDirectory() as tmp:
         exe = Path(tmp) / "peak"
-        subprocess.run(["g++", "-O2", "-std=c++17", "-mavx512f", "-mavx512vpopcntdq", "-pthread",
-                        str(HERE / "peak_popcount.cpp"), "-o", str(exe)], check=True)
+        subprocess.run(
+            [
+                "g++",
+                "-O2",
+                "-std=c++17",
+                "-mavx512f",
+                "-mavx512vpopcntdq",
+                "-pthread",
+                str(HERE / "peak_popcount.cpp"),
+                "-o",
+                str(exe),
+            ],
+            check=True,
+        )
         rates = {}
         for threads in (1, 2):
-            runs = [subprocess.run([str(exe), str(threads)], capture_output=True, text=True, check=True).stdout
-                    for _ in range(3)]
+            runs = [
+                subprocess.run([str(exe), str(threads)], capture_output=True, text=True, check=True).stdout
+                for _ in range(3)
+            ]
             values = sorted(float(re.search(r": ([0-9.e+]+) triples", r).group(1)) for r in runs)
             rates[threads] = values[1]
-    lines = ["| threads | XOR+VPOPCNTQ+ADD triples/s (512-bit) | W1A1 bound, images/s | W1A2 bound, images/s |",
-             "|---|---:|---:|---:|"]
+    lines = [
+        "| threads | XOR+VPOPCNTQ+ADD triples/s (512-bit) | W1A1 bound, images/s | W1A2 bound, images/s |",
+        "|---|---:|---:|---:|",
+    ]
     for threads, rate in rates.items():
-        lines.append(f"| {threads} | {rate:.3e} | {rate / TRIPLES['lfcW1A1']:,.0f} | {rate / TRIPLES['lfcW1A2']:,.0f} |")
+        lines.append(
+            f"| {threads} | {rate:.3e} | {rate / TRIPLES['lfcW1A1']:,.0f} | {rate / TRIPLES['lfcW1A2']:,.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import bnn
@@ -55,15 +54,18 @@ def test_classify_png_and_folder(original_dir, mnist_test, tmp_path):
 
 def test_evaluate_with_plots(original_dir, tmp_path):
     plot = tmp_path / "cm.png"
-    out = run("evaluate", "-n", "lfcW1A2", "-p", original_dir, "--data", original_dir.parents[1] / "mnist",
-              "--plot", plot).stdout
+    out = run(
+        "evaluate", "-n", "lfcW1A2", "-p", original_dir, "--data", original_dir.parents[1] / "mnist", "--plot", plot
+    ).stdout
     assert "accuracy: 9849/10000 = 98.49 %" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "cm-errors.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_demo_prints_timing_and_accuracy(original_dir):
-    out = run("demo", "--data", original_dir.parents[1] / "mnist", env={"BNN_PARAMS_PATH": str(original_dir.parent)}).stdout
+    out = run(
+        "demo", "--data", original_dir.parents[1] / "mnist", env={"BNN_PARAMS_PATH": str(original_dir.parent)}
+    ).stdout
     assert "Accuracy lfcW1A1: 98.40 %" in out and "Accuracy lfcW1A2: 98.49 %" in out
     assert out.count("usec per image") == 4 and out.count("Classification rate:") == 4
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MNIST, need
 
 from bnn import datasets
 from bnn.datasets import DownloadError
-from conftest import MNIST, need
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import IN_CI, ORIGINAL, need
 
 if IN_CI:
@@ -23,8 +22,9 @@ def test_notebook_runs(monkeypatch):
     # Uses the shipped "mnist" sets; BNN_PARAMS_PATH must not redirect them.
     monkeypatch.delenv("BNN_PARAMS_PATH", raising=False)
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    )
     client.execute()
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert outputs.count("Classification rate:") == 4

@@ -4,11 +4,11 @@ import filecmp
 
 import numpy as np
 import pytest
+from conftest import random_params
 
 import bnn
 from bnn.errors import ParamsError, ParamsNotFoundError, UnknownNameError
 from bnn.params import find_params, read_params, write_params
-from conftest import random_params
 
 
 def test_original_geometry(original_dir):

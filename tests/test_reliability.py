@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from conftest import random_params, runtime_ids
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,6 @@ from bnn import idx, native
 from bnn.errors import BnnError, IdxError, ParamsError
 from bnn.params import read_params, write_params
 from bnn.reference import ReferenceRuntime
-from conftest import random_params, runtime_ids
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -241,7 +241,9 @@ def test_big_file_in_bounded_chunks(original, tmp_path, monkeypatch):
     path = idx.write_idx(tmp_path / "big-idx3-ubyte", images)
     seen = []
     real = idx.iter_images
-    monkeypatch.setattr(idx, "iter_images", lambda p, chunk_size: (seen.append(len(c)) or c for c in real(p, chunk_size=chunk_size)))
+    monkeypatch.setattr(
+        idx, "iter_images", lambda p, chunk_size: (seen.append(len(c)) or c for c in real(p, chunk_size=chunk_size))
+    )
     clf = bnn.Classifier(original.network, original)
     classes = clf.predict_file(path, chunk_size=1024)
     assert seen == [1024] * 4 + [904]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import random_params, runtime_ids
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +13,6 @@ from bnn import native
 from bnn.errors import ImageError, NativeUnavailableError, UnknownNameError
 from bnn.reference import ReferenceRuntime
 from bnn.runtime import make_runtime
-from conftest import random_params, runtime_ids
 
 EXPECTED_CORRECT = {"lfcW1A1": 9840, "lfcW1A2": 9849}
 

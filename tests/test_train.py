@@ -6,7 +6,6 @@ import filecmp
 
 import numpy as np
 import pytest
-
 from conftest import IN_CI
 
 # Training is an optional extra: skipped without torch, except in CI, which installs it.

@@ -43,6 +43,14 @@ def _median_rate(fn: Callable[[], object], n_images: int, runs: int) -> tuple[fl
     return n_images / statistics.median(times), times
 
 
+def _row(network, runtime, kernel, threads, fn, images, expected, runs, log) -> tuple:
+    """Measure `fn` on `images`; the row (network, runtime, kernel, threads, images/s, exact)."""
+    rate, _ = _median_rate(lambda: fn(images), len(images), runs)
+    exact = bool((np.asarray(fn(images)) == expected[: len(images)]).all())
+    log(f"{network:8} {runtime:10} {kernel:9} {threads!s:>3} threads: {rate:12,.0f} images/s")
+    return (network, runtime, kernel, threads, rate, exact)
+
+
 def _torch_runner(params: ParamSet, threads: int):
     """The network as float32 matrix products in PyTorch (None without torch)."""
     try:
@@ -61,7 +69,11 @@ def _torch_runner(params: ParamSet, threads: int):
             x = torch.nn.functional.pad(x, (0, weights[0].shape[0] - x.shape[1]), value=-1.0)
             for w, t in zip(weights[:-1], thresholds[:-1]):
                 y = x @ w
-                x = (y > t[:, 0]).float() * 2 - 1 if t.shape[1] == 1 else (y > t[:, 0]).float() + (y > t[:, 1]).float() - 1
+                x = (
+                    (y > t[:, 0]).float() * 2 - 1
+                    if t.shape[1] == 1
+                    else (y > t[:, 0]).float() + (y > t[:, 1]).float() - 1
+                )
             return (x @ weights[-1])[:, :n_classes].argmax(dim=1).numpy()
 
     return run
@@ -121,9 +133,15 @@ def _onnx_runner(params: ParamSet, threads: int):
             ]
             outs.append(f"c{i}_{k}")
         if len(outs) == 1:
-            nodes += [helper.make_node("Mul", [outs[0], "two"], [f"m{i}"]), helper.make_node("Sub", [f"m{i}", "one"], [f"x{i + 1}"])]
+            nodes += [
+                helper.make_node("Mul", [outs[0], "two"], [f"m{i}"]),
+                helper.make_node("Sub", [f"m{i}", "one"], [f"x{i + 1}"]),
+            ]
         else:
-            nodes += [helper.make_node("Add", outs, [f"m{i}"]), helper.make_node("Sub", [f"m{i}", "one"], [f"x{i + 1}"])]
+            nodes += [
+                helper.make_node("Add", outs, [f"m{i}"]),
+                helper.make_node("Sub", [f"m{i}", "one"], [f"x{i + 1}"]),
+            ]
         x = f"x{i + 1}"
     n_classes = len(params.classes)
     inits += [
@@ -136,7 +154,8 @@ def _onnx_runner(params: ParamSet, threads: int):
         helper.make_node("ArgMax", ["scores"], ["classes"], axis=1, keepdims=0),
     ]
     graph = helper.make_graph(
-        nodes, "lfc",
+        nodes,
+        "lfc",
         [helper.make_tensor_value_info("images", TensorProto.UINT8, ["N", 784])],
         [helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"])],
         inits,
@@ -198,8 +217,12 @@ def _big_file_memory(clf: Classifier, images: np.ndarray, log) -> str:
 
 
 def run_benchmarks(
-    *, data_dir: str = "../shared/data/mnist", params_dir: str | None = None, quick: bool = False,
-    big_file: bool = False, log=print,
+    *,
+    data_dir: str = "../shared/data/mnist",
+    params_dir: str | None = None,
+    quick: bool = False,
+    big_file: bool = False,
+    log=print,
 ) -> str:
     """Run the benchmarks and return the Markdown report."""
     images = idx.read_images(Path(data_dir) / "t10k-images-idx3-ubyte.gz")
@@ -219,19 +242,14 @@ def run_benchmarks(
         # The float baselines decide by argmax of the last layer's accumulators.
         expected_argmax = reference.run(flat, "argmax").classes
 
-        def add(runtime: str, kernel: str, nthreads, fn, *, n_images=n, runs=runs, argmax=False):
-            rate, _ = _median_rate(lambda: fn(flat[:n_images]), n_images, runs)
-            want = (expected_argmax if argmax else expected)[:n_images]
-            exact = bool((np.asarray(fn(flat[:n_images])) == want).all())
-            rows.append((network, runtime, kernel, nthreads, rate, exact))
-            log(f"{network:8} {runtime:10} {kernel:9} {nthreads!s:>3} threads: {rate:12,.0f} images/s")
-
-        add("reference", "numpy", "BLAS", lambda x: reference.run(x).classes, runs=3)
+        rows.append(
+            _row(network, "reference", "numpy", "BLAS", lambda x, r=reference: r.run(x).classes, flat, expected, 3, log)
+        )
         for kernel in native.available_kernels():
             for t in sorted({1, threads}):
                 clf = Classifier(network, params, "native", kernel=kernel, threads=t)
                 count = n if kernel != "portable" or not quick else 2000
-                add("native", kernel, t, clf.predict, n_images=count)
+                rows.append(_row(network, "native", kernel, t, clf.predict, flat[:count], expected, runs, log))
         if native.is_available():
             clf = Classifier(network, params, "native")
             one = flat[:1]
@@ -247,12 +265,14 @@ def run_benchmarks(
         if torch_run is not None:
             import torch
 
-            add("PyTorch " + torch.__version__.split("+")[0], "fp32", threads, torch_run, argmax=True)
+            name = "PyTorch " + torch.__version__.split("+")[0]
+            rows.append(_row(network, name, "fp32", threads, torch_run, flat, expected_argmax, runs, log))
         onnx_run = _onnx_runner(params, threads)
         if onnx_run is not None:
             import onnxruntime
 
-            add("onnxruntime " + onnxruntime.__version__, "fp32", threads, onnx_run, argmax=True)
+            name = "onnxruntime " + onnxruntime.__version__
+            rows.append(_row(network, name, "fp32", threads, onnx_run, flat, expected_argmax, runs, log))
     memory = ""
     if big_file and native.is_available():
         params = read_params(Path(params_dir) / "lfcW1A1" if params_dir else find_params("lfcW1A1", "mnist"))
@@ -291,10 +311,20 @@ def _report(rows, latency, threads, runs, params_dir, memory: str) -> str:
     lines += ["", "Batch-1 latency from Python (`Classifier.predict` on one image, median of many calls):", ""]
     for network, (us, kernel) in latency.items():
         lines.append(f"- {network}: {us:.2f} us ({kernel})")
-    lines += ["", "The original on a PYNQ-Z1 board (its notebook):", "",
-              "| network | runtime | us/image | images/s |", "|---|---|---:|---:|"]
+    lines += [
+        "",
+        "The original on a PYNQ-Z1 board (its notebook):",
+        "",
+        "| network | runtime | us/image | images/s |",
+        "|---|---|---:|---:|",
+    ]
     for (network, runtime), us in ORIGINAL_USEC_PER_IMAGE.items():
         lines.append(f"| {network} | {runtime} | {us:,.2f} | {1e6 / us:,.2f} |")
     if memory:
-        lines += ["", "Classifying a large IDX file (chunks of 65,536 images; memory independent of file size):", "", memory]
+        lines += [
+            "",
+            "Classifying a large IDX file (chunks of 65,536 images; memory independent of file size):",
+            "",
+            memory,
+        ]
     return "\n".join(lines) + "\n"

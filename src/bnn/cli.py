@@ -55,9 +55,7 @@ def _mnist_file(data: str, stem: str) -> Path:
 network_option = click.option(
     "--network", "-n", type=click.Choice(["lfcW1A1", "lfcW1A2"]), default="lfcW1A1", show_default=True
 )
-params_option = click.option(
-    "--params", "-p", default="mnist", show_default=True, help="Parameter-set name or folder."
-)
+params_option = click.option("--params", "-p", default="mnist", show_default=True, help="Parameter-set name or folder.")
 runtime_option = click.option(
     "--runtime", type=click.Choice(["native", "reference"]), default="native", show_default=True
 )
@@ -165,7 +163,9 @@ def classify(paths, network, params, runtime, kernel, decision, as_json, as_csv)
 @click.option("--data", default=DEFAULT_DATA, show_default=True, help="Folder with the MNIST IDX files.")
 @click.option("--images", type=click.Path(), help="IDX3 images (instead of --data).")
 @click.option("--labels", type=click.Path(), help="IDX1 labels (instead of --data).")
-@click.option("--plot", type=click.Path(), help="Save the confusion matrix here (PNG) and misclassified digits beside it.")
+@click.option(
+    "--plot", type=click.Path(), help="Save the confusion matrix here (PNG) and misclassified digits beside it."
+)
 def evaluate(network, params, runtime, kernel, decision, data, images, labels, plot):
     """Accuracy, per-class accuracy and confusion matrix on a labelled test set."""
     images_path = Path(images) if images else _mnist_file(data, "t10k-images-idx3-ubyte")
@@ -184,7 +184,9 @@ def evaluate(network, params, runtime, kernel, decision, data, images, labels, p
     click.echo(f"time: {clf.usec_per_image:.3f} us per image")
     cm = np.zeros((n, n), dtype=np.int64)
     np.add.at(cm, (y, pred), 1)
-    click.echo("per class: " + "  ".join(f"{clf.classes[c]}: {100 * cm[c, c] / max(cm[c].sum(), 1):.1f}%" for c in range(n)))
+    click.echo(
+        "per class: " + "  ".join(f"{clf.classes[c]}: {100 * cm[c, c] / max(cm[c].sum(), 1):.1f}%" for c in range(n))
+    )
     click.echo("confusion matrix (rows: true, columns: predicted):")
     for c in range(n):
         click.echo(f"  {clf.classes[c]:>3} " + " ".join(f"{v:5d}" for v in cm[c]))
@@ -200,7 +202,11 @@ def evaluate(network, params, runtime, kernel, decision, data, images, labels, p
 @click.option("--quick", is_flag=True, help="Fewer, shorter runs (a smoke test, not for the record).")
 @click.option("--output", type=click.Path(), default=None, help="Write the Markdown report here (e.g. BENCHMARKS.md).")
 @click.option("--data", default=DEFAULT_DATA, show_default=True)
-@click.option("--params-dir", default=None, help="Folder holding mnist/lfcW1A1 and mnist/lfcW1A2 (default: the original's in ../shared, else the shipped sets).")
+@click.option(
+    "--params-dir",
+    default=None,
+    help="Folder holding lfcW1A1/ and lfcW1A2/ (default: the original's in ../shared, else the shipped sets).",
+)
 @click.option("--big-file", is_flag=True, help="Also classify a generated 1,000,000-image IDX file and report memory.")
 def bench(quick, output, data, params_dir, big_file):
     """Benchmark every runtime and kernel side by side (images/s, median of runs)."""
@@ -235,8 +241,24 @@ def bench(quick, output, data, params_dir, big_file):
 @click.option("--out", required=True, type=click.Path(), help="Run folder: checkpoint, history, curves (resumes).")
 @click.option("--export", "export_dir", default=None, type=click.Path(), help="Write the parameter folder here.")
 @click.option("--overwrite", is_flag=True, help="Replace the files of an existing --export folder.")
-def train(network, epochs, batch_size, lr, max_shift, seed, threads, data, train_images, train_labels, test_images,
-          test_labels, classes_file, out, export_dir, overwrite):
+def train(
+    network,
+    epochs,
+    batch_size,
+    lr,
+    max_shift,
+    seed,
+    threads,
+    data,
+    train_images,
+    train_labels,
+    test_images,
+    test_labels,
+    classes_file,
+    out,
+    export_dir,
+    overwrite,
+):
     """Train an LFC network (needs torch) and export a parameter folder."""
     from .params import write_params
     from .train import TrainConfig
@@ -251,12 +273,24 @@ def train(network, epochs, batch_size, lr, max_shift, seed, threads, data, train
     kwargs = {}
     if classes_file:
         kwargs["classes"] = [line.strip() for line in Path(classes_file).read_text().splitlines() if line.strip()]
-    config = TrainConfig(network=network, epochs=epochs, batch_size=batch_size, lr=lr, max_shift=max_shift, seed=seed,
-                         threads=threads, **files, **kwargs)
+    config = TrainConfig(
+        network=network,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        max_shift=max_shift,
+        seed=seed,
+        threads=threads,
+        **files,
+        **kwargs,
+    )
 
     def report(r):
-        click.echo(f"epoch {r['epoch']:4d}  loss {r['loss']:.4f}  train {100 * r['train_accuracy']:.2f} %  "
-                   f"test {100 * r['test_accuracy']:.2f} %  {r['seconds']:.0f} s", err=True)
+        click.echo(
+            f"epoch {r['epoch']:4d}  loss {r['loss']:.4f}  train {100 * r['train_accuracy']:.2f} %  "
+            f"test {100 * r['test_accuracy']:.2f} %  {r['seconds']:.0f} s",
+            err=True,
+        )
 
     result = run_training(config, out, on_epoch=report)
     folder = write_params(result.params, export_dir or Path(out) / "params", overwrite=overwrite or not export_dir)
@@ -285,8 +319,11 @@ def export(run_dir, folder, overwrite):
     config = TrainConfig(**state["config"])
     model = LFC(2 if config.network == "lfcW1A2" else 1, len(config.classes))
     model.load_state_dict(state["model"])
-    params = export_params(model.eval(), config.classes, metadata={"trained_by": "bnn.train", "config": state["config"],
-                                                                      "epochs_run": state["epoch"]})
+    params = export_params(
+        model.eval(),
+        config.classes,
+        metadata={"trained_by": "bnn.train", "config": state["config"], "epochs_run": state["epoch"]},
+    )
     click.echo(f"wrote {write_params(params, folder, overwrite=overwrite)}")
 
 
@@ -298,8 +335,8 @@ def params():
 @params.command("list")
 def params_list():
     """Parameter sets found for each network, and where."""
-    from .params import find_params, search_path
     from .params import available_params as available
+    from .params import find_params, search_path
 
     click.echo("search path: " + os.pathsep.join(str(p) for p in search_path()))
     for network in ("lfcW1A1", "lfcW1A2"):
@@ -317,8 +354,10 @@ def params_show(name, network):
     p = read_params(find_params(network, name))
     click.echo(f"{p.network} at {p.source}")
     for i, layer in enumerate(p.layers):
-        click.echo(f"  layer {i}: {layer.mw:5d} -> {layer.mh:5d}  PE {layer.pe:3d}  SIMD {layer.simd:3d}  "
-                   f"thresholds/neuron {layer.n_thresholds}")
+        click.echo(
+            f"  layer {i}: {layer.mw:5d} -> {layer.mh:5d}  PE {layer.pe:3d}  SIMD {layer.simd:3d}  "
+            f"thresholds/neuron {layer.n_thresholds}"
+        )
     click.echo(f"  classes ({len(p.classes)}): {', '.join(p.classes)}")
     click.echo(f"  decision: {p.decision}")
     for key in ("trained_by", "epochs_run", "train_seconds", "test_accuracy_torch"):

@@ -63,7 +63,9 @@ class LfcClassifier(Classifier):
         if isinstance(source, (str, os.PathLike)):
             classes = self.predict_file(source)
             if len(classes) != 1:
-                raise ImageError(f"{source}: holds {len(classes)} images; classify_mnist takes one (see classify_mnists)")
+                raise ImageError(
+                    f"{source}: holds {len(classes)} images; classify_mnist takes one (see classify_mnists)"
+                )
         else:
             arr = np.asarray(source)
             if arr.shape in ((28, 28), (784,)):

@@ -106,7 +106,9 @@ def _fetch(url: str, part: Path, name: str) -> None:
                     if bar is not None:
                         bar.update(len(block))
         except OSError as exc:
-            raise DownloadError(f"{url}: interrupted after {part.stat().st_size} bytes ({exc}); run again to resume") from None
+            raise DownloadError(
+                f"{url}: interrupted after {part.stat().st_size} bytes ({exc}); run again to resume"
+            ) from None
         finally:
             if bar is not None:
                 bar.close()

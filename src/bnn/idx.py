@@ -130,9 +130,7 @@ def _parse_header(f, path: Path) -> IdxHeader:
     if len(head) < 4:
         raise IdxError(f"{path}: truncated: {len(head)} bytes, shorter than an IDX magic number")
     if head[0] != 0 or head[1] != 0:
-        raise IdxError(
-            f"{path}: not an IDX file: magic number {head.hex(' ')} (an IDX file starts with 00 00)"
-        )
+        raise IdxError(f"{path}: not an IDX file: magic number {head.hex(' ')} (an IDX file starts with 00 00)")
     code, ndim = head[2], head[3]
     if code not in DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in DTYPES)

@@ -240,9 +240,7 @@ def _unfold_layer(folder: Path, index: int, files: dict, simd: int, n_thresholds
             )
     n_t = thres[0].size
     if n_t % n_thresholds:
-        raise ParamsError(
-            f"{files[0]['thres']}: {n_t} thresholds is not a multiple of {n_thresholds} per neuron"
-        )
+        raise ParamsError(f"{files[0]['thres']}: {n_t} thresholds is not a multiple of {n_thresholds} per neuron")
     nf = n_t // n_thresholds
     if weights[0].size % nf:
         raise ParamsError(
@@ -280,9 +278,7 @@ def read_params(folder: str | os.PathLike, network: str | None = None) -> ParamS
     if network is None:
         network = meta.get("network", folder.name)
         if network not in NETWORKS:
-            raise ParamsError(
-                f"{folder}: cannot tell the network ({', '.join(NETWORKS)}): name it or add {META_FILE}"
-            )
+            raise ParamsError(f"{folder}: cannot tell the network ({', '.join(NETWORKS)}): name it or add {META_FILE}")
     spec = network_spec(network)
     if meta.get("network", network) != network:
         raise ParamsError(f"{folder / META_FILE}: parameters are for {meta['network']}, not {network}")

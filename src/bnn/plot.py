@@ -79,8 +79,15 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: list[st
     for i in range(n):
         for j in range(n):
             if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if cm[i, j] > cm.max() / 3 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if cm[i, j] > cm.max() / 3 else "black",
+                )
     ax.set_xticks(range(n), classes)
     ax.set_yticks(range(n), classes)
     ax.set_xlabel("predicted")

@@ -39,9 +39,7 @@ def make_runtime(params, runtime: str = "native", *, kernel: str | None = None, 
     try:
         kind = RUNTIMES[runtime]
     except (KeyError, TypeError):
-        raise UnknownNameError(
-            f"unknown runtime {runtime!r}; known runtimes: {', '.join(sorted(RUNTIMES))}"
-        ) from None
+        raise UnknownNameError(f"unknown runtime {runtime!r}; known runtimes: {', '.join(sorted(RUNTIMES))}") from None
     if kind == "native":
         from . import native
 

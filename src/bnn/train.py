@@ -187,7 +187,9 @@ def _fold_layer(norm, mw: int, activation_bits: int, w1a1_offset: int | None):
     return np.clip(thresholds, -32768, 32767), falling
 
 
-def export_params(model, classes: list[str], *, metadata: dict | None = None, template: ParamSet | None = None) -> ParamSet:
+def export_params(
+    model, classes: list[str], *, metadata: dict | None = None, template: ParamSet | None = None
+) -> ParamSet:
     """The `ParamSet` that computes exactly what `model` computes in eval mode.
 
     `template` (a set this model was imported from) supplies what training
