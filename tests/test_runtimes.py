@@ -196,3 +196,14 @@ class TestNativeEntryPoints:
         results = [make_runtime(original, "native", threads=t).run(images) for t in (1, 2, 3, 8)]
         for r in results[1:]:
             np.testing.assert_array_equal(r.scores, results[0].scores)
+
+
+def test_missing_extension_falls_back_with_a_warning(original, monkeypatch):
+    monkeypatch.setattr(native, "_native", None)
+    monkeypatch.setattr(native, "_import_error", ImportError("no module named bnn._native"), raising=False)
+    with pytest.warns(RuntimeWarning, match="native runtime is not built .*using the numpy reference"):
+        clf = bnn.Classifier(original.network, original, "native")
+    assert clf.runtime == "reference" and "kernel=numpy" in repr(clf)
+    assert bnn.runtime_info()["native"] is False
+    with pytest.raises(NativeUnavailableError, match="not built"):
+        make_runtime(original, "native", kernel="avx2")

@@ -180,11 +180,19 @@ class ParamSet:
 _FILE_RE = re.compile(r"^(\d+)-(\d+)-(weights|thres)\.bin$")
 
 
-def _read_words(path: Path, dtype: str, what: str) -> np.ndarray:
+# A BNN-PYNQ weights or thresholds file of one processing element is a few KiB;
+# anything this large is not one, and is refused before it is read.
+_MAX_FILE = 64 << 20
+
+
+def _word_count(path: Path, what: str) -> int:
+    """Number of 64-bit words in `path`, checked before anything is read."""
     size = path.stat().st_size
     if size == 0 or size % 8:
         raise ParamsError(f"{path}: {what} file of {size} bytes; expected a non-zero multiple of 8")
-    return np.fromfile(path, dtype=dtype)
+    if size > _MAX_FILE:
+        raise ParamsError(f"{path}: {what} file of {size} bytes is far larger than any parameter file")
+    return size // 8
 
 
 def _read_meta(folder: Path) -> dict:
@@ -228,16 +236,17 @@ def _unfold_layer(folder: Path, index: int, files: dict, simd: int, n_thresholds
         for kind in ("weights", "thres"):
             if kind not in files[p]:
                 raise ParamsError(f"{folder / f'{index}-{p}-{kind}.bin'}: missing parameter file")
-    weights = [_read_words(files[p]["weights"], "<u8", "weights") for p in pes]
-    thres = [_read_words(files[p]["thres"], "<i8", "thresholds") for p in pes]
-    for kind, arrays, key in (("weights", weights, "weights"), ("thresholds", thres, "thres")):
-        sizes = {a.size for a in arrays}
-        if len(sizes) > 1:
-            odd = next(p for p in pes if arrays[p].size != arrays[0].size)
+    counts = {}
+    for kind, key in (("weights", "weights"), ("thresholds", "thres")):
+        counts[key] = [_word_count(files[p][key], kind) for p in pes]
+        odd = next((p for p in pes if counts[key][p] != counts[key][0]), None)
+        if odd is not None:
             raise ParamsError(
-                f"{files[odd][key]}: {arrays[odd].size * 8} bytes, but {files[0][key].name} has "
-                f"{arrays[0].size * 8}: every {kind} file of a layer has the same size"
+                f"{files[odd][key]}: {counts[key][odd] * 8} bytes, but {files[0][key].name} has "
+                f"{counts[key][0] * 8}: every {kind} file of a layer has the same size"
             )
+    weights = [np.fromfile(files[p]["weights"], dtype="<u8") for p in pes]
+    thres = [np.fromfile(files[p]["thres"], dtype="<i8") for p in pes]
     n_t = thres[0].size
     if n_t % n_thresholds:
         raise ParamsError(f"{files[0]['thres']}: {n_t} thresholds is not a multiple of {n_thresholds} per neuron")
