@@ -184,12 +184,14 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, bool a
     const std::size_t neurons = static_cast<std::size_t>(layers_.back().view.groups) * kernels::kLanes;
     // Scratch is allocated here, before any thread starts, so that an
     // allocation failure is an exception in the caller, never in a worker.
+    // Small batches get small buffers: batch-1 latency should not pay for a whole tile.
+    const std::size_t rows = std::min(kTile, n);
     std::vector<Scratch> scratch(workers);
     for (auto& s : scratch) {
-        s.a.assign(kTile * stride, 0);
-        s.b.assign(kTile * stride, 0);
-        s.counts.assign(kTile * neurons, 0);
-        s.active.assign(kTile, 0);
+        s.a.assign(rows * stride, 0);
+        s.b.assign(rows * stride, 0);
+        s.counts.assign(rows * neurons, 0);
+        s.active.assign(rows, 0);
     }
     std::atomic<std::size_t> next_tile{0};
     auto work = [&](Scratch& s) {
