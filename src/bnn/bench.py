@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from .params import ParamSet, find_params, read_params
 from .plot import ORIGINAL_USEC_PER_IMAGE
 from .reference import ReferenceRuntime
 
-__all__ = ["run_benchmarks"]
+__all__ = ["BenchResult", "run_benchmarks"]
 
 FPGA_IMAGES_PER_S = 356_633.39
 
@@ -216,6 +217,14 @@ def _big_file_memory(clf: Classifier, images: np.ndarray, log) -> str:
     )
 
 
+class BenchResult(NamedTuple):
+    """rows: (network, runtime, kernel, threads, images/s, exact); latency: network -> (us, kernel)."""
+
+    rows: list
+    latency: dict
+    markdown: str
+
+
 def run_benchmarks(
     *,
     data_dir: str = "../shared/data/mnist",
@@ -224,7 +233,7 @@ def run_benchmarks(
     big_file: bool = False,
     log=print,
 ) -> str:
-    """Run the benchmarks and return the Markdown report."""
+    """Run the benchmarks; the result holds the measurements and the Markdown report."""
     images = idx.read_images(Path(data_dir) / "t10k-images-idx3-ubyte.gz")
     flat = np.ascontiguousarray(images.reshape(len(images), 784))
     n = len(flat)
@@ -277,7 +286,7 @@ def run_benchmarks(
     if big_file and native.is_available():
         params = read_params(Path(params_dir) / "lfcW1A1" if params_dir else find_params("lfcW1A1", "mnist"))
         memory = _big_file_memory(Classifier("lfcW1A1", params), images, log)
-    return _report(rows, latency, threads, runs, params_dir, memory)
+    return BenchResult(rows, latency, _report(rows, latency, threads, runs, params_dir, memory))
 
 
 def _report(rows, latency, threads, runs, params_dir, memory: str) -> str:

@@ -214,7 +214,7 @@ def bench(quick, output, data, params_dir, big_file):
 
     report = run_benchmarks(
         data_dir=data, params_dir=params_dir, quick=quick, big_file=big_file, log=lambda s: click.echo(s, err=True)
-    )
+    ).markdown
     click.echo(report)
     if output:
         from ._atomic import atomic_write
