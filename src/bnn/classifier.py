@@ -49,6 +49,14 @@ def as_images(images, *, where: str = "images") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _progress_bar(total: int, name: str):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # progress is a nicety: without tqdm, none
+        return None
+    return tqdm(total=total, unit="img", unit_scale=True, desc=name, leave=False)
+
+
 class Classifier:
     """An LFC network with its parameters on one runtime.
 
@@ -124,14 +132,24 @@ class Classifier:
 
         return int(self.predict(load_image(image)[None])[0])
 
-    def predict_file(self, path: str | os.PathLike, *, chunk_size: int = CHUNK) -> np.ndarray:
-        """Classes of every image of an IDX3 file, read in chunks (memory independent of file size)."""
+    def predict_file(self, path: str | os.PathLike, *, chunk_size: int = CHUNK, progress: bool = False) -> np.ndarray:
+        """Classes of every image of an IDX3 file, read in chunks (memory independent of file size).
+
+        `progress` shows a progress bar (tqdm, on stderr) when the file holds
+        more than one chunk.
+        """
         parts, elapsed, count = [], 0.0, 0
+        total = idx.read_header(path).shape[0]
+        bar = _progress_bar(total, str(path)) if progress and total > chunk_size else None
         for chunk in idx.iter_images(path, chunk_size=chunk_size):
             start = time.perf_counter()
             parts.append(self._run(np.ascontiguousarray(chunk.reshape(len(chunk), PIXELS)), scores=False).classes)
             elapsed += time.perf_counter() - start
             count += len(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
         self.usec_per_image = elapsed * 1e6 / count if count else 0.0
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
 

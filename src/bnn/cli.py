@@ -174,7 +174,7 @@ def evaluate(network, params, runtime, kernel, decision, data, images, labels, p
     if len(x) != len(y):
         _fail(f"{images_path}: {len(x)} images but {labels_path} has {len(y)} labels")
     clf = Classifier(network, params, runtime, kernel=kernel, decision=decision)
-    pred = clf.predict(x)
+    pred = clf.predict_file(images_path, progress=True)  # streamed, with a progress bar for big files
     n = len(clf.classes)
     if len(y) and y.max() >= n:
         _fail(f"{labels_path}: label {y.max()} but the parameter set has {n} classes")
