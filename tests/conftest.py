@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import bnn
 from bnn import native
@@ -20,6 +21,12 @@ SHARED = Path(os.environ.get("BNN_SHARED", Path(__file__).resolve().parents[1].p
 MNIST = SHARED / "data" / "mnist"
 ORIGINAL = SHARED / "data" / "bnn-pynq-params" / "mnist"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# CI explores the same examples every run (a failure there is reproducible);
+# elsewhere hypothesis explores new ones each time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if IN_CI:
+    settings.load_profile("ci")
 
 
 def need(path: Path) -> Path:
