@@ -64,6 +64,13 @@ def popcount_bound(result) -> str:
         lines.append(
             f"| {threads} | {rate:.3e} | {rate / TRIPLES['lfcW1A1']:,.0f} | {rate / TRIPLES['lfcW1A2']:,.0f} |"
         )
+    lines.append("")
+    for network, runtime, kernel, threads, rate, _ in result.rows:
+        if runtime == "native" and kernel == "avx512" and threads in rates:
+            bound = rates[threads] / TRIPLES[network]
+            lines.append(
+                f"- {network}, avx512, {threads} thread(s): {rate:,.0f} images/s = {100 * rate / bound:.0f} % of it"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -105,11 +105,25 @@ def _read_upto(f, n: int, path: Path) -> bytes:
 
 def _read_body(f, header: IdxHeader, n_bytes: int | None = None) -> bytes:
     """The body (or its next n_bytes); a clear IdxError when the file ends early."""
-    want = header.nbytes if n_bytes is None else n_bytes
-    data = _read_upto(f, want, header.path)
-    if len(data) < want:
-        raise IdxError(_truncated(header, header.offset + len(data)))
-    return data
+    if n_bytes is None:  # the whole body: its size comes from the header, so grow only as data arrives
+        data = _read_upto(f, header.nbytes, header.path)
+        if len(data) < header.nbytes:
+            raise IdxError(_truncated(header, header.offset + len(data)))
+        return data
+    # A chunk of bounded size (iter_images): read straight into one buffer, no joined copy.
+    buf = bytearray(n_bytes)
+    view, got = memoryview(buf), 0
+    try:
+        while got < n_bytes:
+            n = f.readinto(view[got:])
+            if not n:
+                break
+            got += n
+    except (OSError, EOFError) as exc:
+        raise IdxError(f"{header.path}: corrupt gzip data: {exc}") from None
+    if got < n_bytes:
+        raise IdxError(_truncated(header, header.offset + f.tell()))
+    return buf
 
 
 def _truncated(header: IdxHeader, held: int) -> str:
