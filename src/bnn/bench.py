@@ -328,7 +328,8 @@ def _report(rows, latency, threads, runs, params_dir, memory: str) -> str:
         "|---|---|---:|---:|",
     ]
     for (network, runtime), us in ORIGINAL_USEC_PER_IMAGE.items():
-        lines.append(f"| {network} | {runtime} | {us:,.2f} | {1e6 / us:,.2f} |")
+        rate = FPGA_IMAGES_PER_S if "FPGA" in runtime else 1e6 / us  # the notebook's own rate, not 1/2.80 us
+        lines.append(f"| {network} | {runtime} | {us:,.2f} | {rate:,.2f} |")
     if memory:
         lines += [
             "",
