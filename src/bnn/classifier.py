@@ -172,9 +172,7 @@ class Classifier:
     def _call(self, images: np.ndarray, scores: bool) -> Outputs:
         if self._runtime is None:
             raise RuntimeError("classifier is closed")
-        if self._runtime.name == "native":
-            return self._runtime.run(images, self.decision, scores=scores)
-        return self._runtime.run(images, self.decision)
+        return self._runtime.run(images, self.decision, scores=scores)
 
     def close(self) -> None:
         """Release the packed parameters (the original's board reset); the classifier is unusable after."""

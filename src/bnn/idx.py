@@ -75,16 +75,17 @@ class IdxHeader:
         return f"IdxHeader({str(self.path)!r}, dtype={self.dtype.str}, shape={self.shape})"
 
 
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == _GZIP_MAGIC
-
-
 def _open(path: Path):
+    """Open `path` for binary reading, through gzip when its content starts with gzip's magic.
+
+    Returns (file, is_gzip); the file is probed once, by content, not by name.
+    """
     try:
-        return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
+        with open(path, "rb") as probe:
+            gz = probe.read(2) == _GZIP_MAGIC
     except IsADirectoryError:
         raise IdxError(f"{path}: is a folder, not an IDX file") from None
+    return (gzip.open(path, "rb") if gz else open(path, "rb")), gz
 
 
 def _read_upto(f, n: int, path: Path) -> bytes:
@@ -161,7 +162,8 @@ def _parse_header(f, path: Path) -> IdxHeader:
 def read_header(path: str | os.PathLike) -> IdxHeader:
     """Parse and return the header of the IDX file at `path` (raw or gzip)."""
     path = Path(path)
-    with _open(path) as f:
+    f, _ = _open(path)
+    with f:
         return _parse_header(f, path)
 
 
@@ -177,8 +179,8 @@ def read_idx(path: str | os.PathLike, *, mmap: bool | None = None) -> np.ndarray
     IdxError: bad magic, unknown type, truncated body or trailing bytes.
     """
     path = Path(path)
-    gz = _is_gzip(path) if path.is_file() else False
-    with _open(path) as f:
+    f, gz = _open(path)
+    with f:
         header = _parse_header(f, path)
         if gz:
             body = _read_body(f, header)
@@ -197,10 +199,8 @@ def read_idx(path: str | os.PathLike, *, mmap: bool | None = None) -> np.ndarray
             else:
                 arr = np.frombuffer(_read_body(f, header), dtype=header.dtype)
     arr = arr.reshape(header.shape)
-    if header.dtype.itemsize > 1 and not mmap:
-        arr = arr.astype(header.dtype.newbyteorder("="))
-    elif header.dtype.itemsize == 1 and not isinstance(arr, np.memmap):
-        arr = arr.view(header.dtype.newbyteorder("="))
+    if not isinstance(arr, np.memmap):  # native byte order; no copy for single bytes
+        arr = arr.astype(header.dtype.newbyteorder("="), copy=False)
     return arr
 
 
@@ -259,7 +259,7 @@ def iter_images(
     """Yield the images of an IDX3 file in chunks of at most `chunk_size`, (n, 28, 28) uint8.
 
     Memory use is bounded by one chunk whatever the file size: raw files are
-    memory-mapped, gzip files decompressed as a stream.
+    read chunk by chunk, gzip files decompressed as a stream.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
@@ -267,15 +267,16 @@ def iter_images(
     header = read_header(path)
     _check_images_header(header, size)
     n, pixels = header.shape[0], size[0] * size[1]
-    if not _is_gzip(path):
-        _check_raw_size(header, path.stat().st_size)
-    with _open(path) as f:
+    f, gz = _open(path)
+    with f:
+        if not gz:
+            _check_raw_size(header, path.stat().st_size)
         f.seek(header.offset)
         for start in range(0, n, chunk_size):
             count = min(chunk_size, n - start)
             body = _read_body(f, header, count * pixels)
             yield np.frombuffer(body, dtype=np.uint8).reshape(count, *size)
-        if _is_gzip(path):
+        if gz:
             _check_gzip_end(f, header)
 
 

@@ -68,8 +68,9 @@ class ReferenceRuntime:
         n_classes = len(self.params.classes)
         return acc[:, :n_classes], above[0][:, :n_classes]
 
-    def run(self, images: np.ndarray, rule: str | None = None) -> Outputs:
-        """Classes, accumulators and bits for (N, 784) uint8 images."""
+    def run(self, images: np.ndarray, rule: str | None = None, *, scores: bool = True) -> Outputs:
+        """Classes, accumulators and bits for (N, 784) uint8 images (`scores` is accepted for
+        symmetry with the native runtime: the reference computes them anyway)."""
         scores, bits = self.forward(images)
         return Outputs(decide(scores, bits, rule or self.params.decision), scores, bits)
 

@@ -147,12 +147,10 @@ def pixels_to_inputs(images: np.ndarray):
 # ------------------------------------------------------------------ export / import
 
 
-def _output_bits(norm, d_values, boundary: float, activation_bits: int):
+def _output_bits(norm, d_values, boundary: float):
     """For each neuron (rows) and candidate dot value (columns): is the normalised value above `boundary`?"""
     with torch.no_grad():
         y = norm(d_values)  # eval-mode BatchNorm, the same float32 arithmetic as inference
-    if activation_bits == 1:
-        return (y > 0).t().numpy()
     return (y > boundary).t().numpy()
 
 
@@ -167,7 +165,7 @@ def _fold_layer(norm, mw: int, activation_bits: int, w1a1_offset: int | None):
     d = torch.arange(-mw, mw + 1, dtype=torch.float32)
     grid = d.unsqueeze(1).expand(-1, norm.num_features).contiguous()
     boundaries = (0.0,) if activation_bits == 1 else (-0.5, 0.5)
-    outs = [_output_bits(norm, grid, b, activation_bits) for b in boundaries]  # (neurons, 2mw+1)
+    outs = [_output_bits(norm, grid, b) for b in boundaries]  # (neurons, 2mw+1)
     # Flip where the output falls with d (negative BatchNorm scale): judge by the first boundary's trend.
     falling = np.array([o[:, 0].astype(int) > o[:, -1].astype(int) for o in outs]).any(axis=0)
     thresholds = np.empty((norm.num_features, len(boundaries)), dtype=np.int64)

@@ -1,18 +1,8 @@
 // Portable C++ kernel: plain loops, any architecture, the fallback.
 #include "kernels.h"
+#include "popcount.h"
 
 namespace bnn::kernels {
-namespace {
-
-inline int popcount64(std::uint64_t v) {
-    // SWAR popcount: compiles without any ISA extension.
-    v = v - ((v >> 1) & 0x5555555555555555ULL);
-    v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
-    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
-    return static_cast<int>((v * 0x0101010101010101ULL) >> 56);
-}
-
-}  // namespace
 
 void layer_portable(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
                     std::uint64_t* out, std::int32_t* counts) {

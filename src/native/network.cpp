@@ -1,5 +1,7 @@
 #include "network.h"
 
+#include "popcount.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -18,13 +20,6 @@ constexpr std::size_t kAlignWords = 8;  // 64 bytes
 constexpr std::int32_t kNever = 1 << 28;  // beyond any popcount of any layer
 
 int round_up(int v, int m) { return (v + m - 1) / m * m; }
-
-int popcount64(std::uint64_t v) {
-    v = v - ((v >> 1) & 0x5555555555555555ULL);
-    v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
-    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
-    return static_cast<int>((v * 0x0101010101010101ULL) >> 56);
-}
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
     std::int64_t q = a / b;
