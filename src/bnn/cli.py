@@ -231,6 +231,9 @@ def bench(quick, output, data, params_dir, big_file):
 @click.option("--lr", default=3e-3, show_default=True)
 @click.option("--max-shift", default=2, show_default=True, help="Random shift augmentation, pixels.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--validation", default=0, show_default=True, help="Training images held out to select the epoch.")
+@click.option("--label-smoothing", default=0.0, show_default=True)
+@click.option("--distill", default=0.0, show_default=True, help="Weight of distillation from a float CNN teacher.")
 @click.option("--threads", default=None, type=int, help="Torch threads (default: all).")
 @click.option("--data", default=DEFAULT_DATA, show_default=True, help="Folder with the four MNIST IDX files.")
 @click.option("--train-images", default=None)
@@ -248,6 +251,9 @@ def train(
     lr,
     max_shift,
     seed,
+    validation,
+    label_smoothing,
+    distill,
     threads,
     data,
     train_images,
@@ -280,6 +286,9 @@ def train(
         lr=lr,
         max_shift=max_shift,
         seed=seed,
+        validation=validation,
+        label_smoothing=label_smoothing,
+        distill=distill,
         threads=threads,
         **files,
         **kwargs,
@@ -288,7 +297,8 @@ def train(
     def report(r):
         click.echo(
             f"epoch {r['epoch']:4d}  loss {r['loss']:.4f}  train {100 * r['train_accuracy']:.2f} %  "
-            f"test {100 * r['test_accuracy']:.2f} %  {r['seconds']:.0f} s",
+            + (f"val {100 * r['validation_accuracy']:.2f} %  " if r["validation_accuracy"] is not None else "")
+            + f"test {100 * r['test_accuracy']:.2f} %  {r['seconds']:.0f} s",
             err=True,
         )
 
