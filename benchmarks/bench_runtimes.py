@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from baselines import all_baselines
+
 from bnn.bench import run_benchmarks
 
 HERE = Path(__file__).resolve().parent
@@ -75,7 +77,14 @@ def popcount_bound(result) -> str:
 
 
 def main() -> int:
-    result = run_benchmarks(big_file=True, log=lambda s: print(s, file=sys.stderr))
+    shared = HERE.parent.parent / "shared" / "data"
+    result = run_benchmarks(
+        data_dir=str(shared / "mnist"),
+        params_dir=str(shared / "bnn-pynq-params" / "mnist"),
+        baselines=all_baselines(),
+        big_file=True,
+        log=lambda s: print(s, file=sys.stderr),
+    )
     bound = popcount_bound(result)
     text = result.markdown + (
         "\n## The bound\n\n"

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import bnn
-from bnn import idx, plot
+from bnn import plot
+from bnn.formats import idx
 
 DATA = Path("../shared/data/mnist")
 DOCS = Path(__file__).resolve().parent

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import settings
 
 import bnn
-from bnn import native
 from bnn.params import NETWORKS, Layer, ParamSet
+from bnn.runtimes import native
 
 SHARED = Path(os.environ.get("BNN_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 MNIST = SHARED / "data" / "mnist"

@@ -93,7 +93,7 @@ def test_usage_error_exit_code():
     assert run("evaluate", "--network", "lfcW7A7", check=False).returncode == 2
 
 
-@pytest.mark.skipif(not bnn.native.is_available(), reason="native runtime not built")
+@pytest.mark.skipif(not bnn.runtimes.native.is_available(), reason="native runtime not built")
 def test_info_names_kernels():
     out = run("info").stdout
-    assert f"kernels: {bnn.native.available_kernels()}" in out
+    assert f"kernels: {bnn.runtimes.native.available_kernels()}" in out

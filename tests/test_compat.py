@@ -33,7 +33,9 @@ def test_notebook_flow(original_path, capsys, network, correct, runtime):
     assert sum(int(r == y) for r, y in zip(result, labels)) == correct
     assert TIMING.match(capsys.readouterr().out)
     assert clf.usecPerImage > 0
-    assert clf.runtime == ("native" if runtime == bnn.RUNTIME_HW and bnn.native.is_available() else "reference")
+    assert clf.runtime == (
+        "native" if runtime == bnn.RUNTIME_HW and bnn.runtimes.native.is_available() else "reference"
+    )
 
 
 def test_classify_mnist_single_image_file(original_path, mnist_test, tmp_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 from conftest import MNIST, need
 
 from bnn import datasets
-from bnn.datasets import DownloadError
+from bnn.errors import DownloadError
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -5,8 +5,8 @@ import gzip
 import numpy as np
 import pytest
 
-from bnn import idx
 from bnn.errors import IdxError
+from bnn.formats import idx
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "float32", "float64"])

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 import bnn  # noqa: E402
 from bnn.errors import ImageError  # noqa: E402
-from bnn.images import load_image  # noqa: E402
+from bnn.formats.images import load_image  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -109,3 +109,36 @@ def test_write_refuses_to_overwrite(original_dir, tmp_path):
     folder = write_params(p, tmp_path / "lfcW1A1")
     with pytest.raises(FileExistsError, match="not empty"):
         write_params(p, folder)
+
+
+def test_overwrite_replaces_the_whole_set(original_dir, tmp_path):
+    # An argmax set with its bnn-meta.json, replaced by the original (no meta file): none of it survives.
+    original = read_params(original_dir / "lfcW1A1")
+    argmax = read_params(original_dir / "lfcW1A1")
+    argmax.decision = "argmax"
+    folder = write_params(argmax, tmp_path / "lfcW1A1")
+    assert read_params(folder).decision == "argmax"
+    write_params(original, folder, overwrite=True)
+    assert read_params(folder).decision == "highest_bit"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in (original_dir / "lfcW1A1").iterdir())
+
+
+def test_overwrite_with_another_folding_stays_readable(original_dir, tmp_path):
+    original = read_params(original_dir / "lfcW1A1")
+    folder = write_params(original, tmp_path / "lfcW1A1")
+    refolded = read_params(original_dir / "lfcW1A1")
+    for layer in refolded.layers:
+        layer.pe //= 2  # fewer L-P files per layer: the old set's extra ones must not stay behind
+    write_params(refolded, folder, overwrite=True)
+    back = read_params(folder)
+    assert [layer.pe for layer in back.layers] == [layer.pe for layer in refolded.layers]
+    assert all((a.weights == b.weights).all() for a, b in zip(back.layers, original.layers))
+
+
+def test_overwrite_refuses_a_folder_with_other_files(original_dir, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="notes.txt, which is not part of a parameter set"):
+        write_params(read_params(original_dir / "lfcW1A1"), folder, overwrite=True)
+    assert (folder / "notes.txt").read_text() == "mine"

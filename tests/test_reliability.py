@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,10 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bnn
-from bnn import idx, native
 from bnn.errors import BnnError, IdxError, ParamsError
+from bnn.formats import idx
 from bnn.params import read_params, write_params
-from bnn.reference import ReferenceRuntime
+from bnn.runtimes import native
+from bnn.runtimes.reference import ReferenceRuntime
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -102,7 +104,7 @@ def test_params_mutated_folder(small_params_dir, tmp_path_factory, data):
 @given(data=st.binary(max_size=200))
 def test_pictures_random_bytes(tmp_path, data):
     pytest.importorskip("PIL")
-    from bnn.images import load_image
+    from bnn.formats.images import load_image
 
     path = tmp_path / "p.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
@@ -260,28 +262,24 @@ def test_user_files_are_never_modified(original_dir, mnist_test, tmp_path):
         assert p.read_bytes() == data and p.stat().st_mtime_ns == mtime
 
 
-def test_interrupted_write_leaves_no_half_file(original, tmp_path, monkeypatch):
+def test_interrupted_write_leaves_the_old_set_whole(original, tmp_path, monkeypatch):
     target = tmp_path / "out" / original.network
     write_params(original, target)
     old = {p.name: p.read_bytes() for p in target.iterdir()}
     calls = {"n": 0}
-    real_write = os.fdopen
+    real_write = Path.write_bytes
 
-    def failing_fdopen(*args, **kwargs):
+    def failing_write(self, data):
         calls["n"] += 1
         if calls["n"] == 7:
             raise KeyboardInterrupt
-        return real_write(*args, **kwargs)
+        return real_write(self, data)
 
-    monkeypatch.setattr(os, "fdopen", failing_fdopen)
+    monkeypatch.setattr(Path, "write_bytes", failing_write)
     changed = random_params(np.random.default_rng(1), original.network, (1024, 1024, 1024), 10, 832, 64)
     with pytest.raises(KeyboardInterrupt):
         write_params(changed, target, overwrite=True)
     monkeypatch.undo()
-    new_dir = write_params(changed, tmp_path / "new" / original.network)
-    files = {p.name: p.read_bytes() for p in target.iterdir()}
-    assert set(files) == set(old)  # no temporary files left behind
-    written = [n for n in files if files[n] != old[n]]
-    assert 0 < len(written) < len(files)  # interrupted part-way
-    for name in written:  # each changed file is the complete new one, never a half file
-        assert files[name] == (new_dir / name).read_bytes()
+    assert calls["n"] == 7  # interrupted part-way through the new files
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == old  # the old set, whole
+    assert [p.name for p in target.parent.iterdir()] == [original.network]  # no temporary folder left

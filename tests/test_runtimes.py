@@ -9,10 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bnn
-from bnn import native
 from bnn.errors import ImageError, NativeUnavailableError, UnknownNameError
-from bnn.reference import ReferenceRuntime
-from bnn.runtime import make_runtime
+from bnn.runtimes import make_runtime, native
+from bnn.runtimes.reference import ReferenceRuntime
 
 EXPECTED_CORRECT = {"lfcW1A1": 9840, "lfcW1A2": 9849}
 

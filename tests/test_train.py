@@ -12,9 +12,9 @@ from conftest import IN_CI
 torch = pytest.importorskip("torch") if not IN_CI else __import__("torch")
 
 import bnn  # noqa: E402
-from bnn import idx  # noqa: E402
+from bnn.formats import idx  # noqa: E402
 from bnn.params import read_params, write_params  # noqa: E402
-from bnn.reference import ReferenceRuntime  # noqa: E402
+from bnn.runtimes.reference import ReferenceRuntime  # noqa: E402
 from bnn.train import TrainConfig, export_params, import_params, pixels_to_inputs, train  # noqa: E402
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import errors, idx, params
+from . import errors, params
 from .classifier import Classifier
 from .compat import NETWORK_LFCW1A1, NETWORK_LFCW1A2, RUNTIME_HW, RUNTIME_SW, LfcClassifier, available_params
+from .formats import idx
 from .info import runtime_info
 
 try:
-    __version__ = version("bnn")
+    __version__ = version("bitexact-bnn")
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
 

@@ -2,8 +2,9 @@
 
 Rows: the numpy reference, each native kernel at 1 thread and at all
 threads (batch 10,000 from a uint8 array in memory), batch-1 latency from
-Python, and, when installed, PyTorch and onnxruntime running the same
-network as float32 matrix products. Every figure is the median of several
+Python, and any `baselines` the caller passes (benchmarks/bench_runtimes.py
+adds PyTorch and onnxruntime running the same network as float32 matrix
+products; they are not part of the installed package). Every figure is the median of several
 runs made in this one process; every row's classes are checked against the
 reference. ``bnn bench`` runs it; so does ``benchmarks/bench_runtimes.py``.
 """
@@ -21,12 +22,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import idx, native
 from .classifier import Classifier
+from .datasets import mnist_file
+from .formats import idx
 from .info import cpu_name
-from .params import ParamSet, find_params, read_params
+from .params import NETWORKS, find_params, read_params
 from .plot import ORIGINAL_USEC_PER_IMAGE
-from .reference import ReferenceRuntime
+from .runtimes import native
+from .runtimes.reference import ReferenceRuntime
 
 __all__ = ["BenchResult", "run_benchmarks"]
 
@@ -50,123 +53,6 @@ def _row(network, runtime, kernel, threads, fn, images, expected, runs, log) -> 
     exact = bool((np.asarray(fn(images)) == expected[: len(images)]).all())
     log(f"{network:8} {runtime:10} {kernel:9} {threads!s:>3} threads: {rate:12,.0f} images/s")
     return (network, runtime, kernel, threads, rate, exact)
-
-
-def _torch_runner(params: ParamSet, threads: int):
-    """The network as float32 matrix products in PyTorch (None without torch)."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(threads)
-    weights = [torch.from_numpy(2.0 * layer.weights.T.astype(np.float32) - 1) for layer in params.layers]
-    thresholds = [torch.from_numpy(_dot_thresholds(params, i)) for i in range(len(params.layers))]
-    n_classes = len(params.classes)
-
-    def run(images: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            x = torch.from_numpy(images).float()
-            x = torch.where(x >= 128, 1.0, -1.0)
-            x = torch.nn.functional.pad(x, (0, weights[0].shape[0] - x.shape[1]), value=-1.0)
-            for w, t in zip(weights[:-1], thresholds[:-1]):
-                y = x @ w
-                x = (
-                    (y > t[:, 0]).float() * 2 - 1
-                    if t.shape[1] == 1
-                    else (y > t[:, 0]).float() + (y > t[:, 1]).float() - 1
-                )
-            return (x @ weights[-1])[:, :n_classes].argmax(dim=1).numpy()
-
-    return run
-
-
-def _dot_thresholds(params: ParamSet, i: int) -> np.ndarray:
-    """Layer i's thresholds in signed dot-product units (W1A1: acc = (dot + MW) / 2)."""
-    layer = params.layers[i]
-    t = layer.effective_thresholds().astype(np.float32)
-    return (2 * t - layer.mw).astype(np.float32) if params.activation_bits == 1 else t
-
-
-def _onnx_runner(params: ParamSet, threads: int):
-    """The network as float32 MatMul + Greater nodes in onnxruntime (None without it)."""
-    try:
-        import onnx
-        import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
-    except ImportError:
-        return None
-    nodes, inits = [], []
-    mw0 = params.layers[0].mw
-    inits.append(numpy_helper.from_array(np.full((1, mw0 - 784), -1.0, np.float32), "pad"))
-    inits.append(numpy_helper.from_array(np.array(127.5, np.float32), "half"))
-    inits.append(numpy_helper.from_array(np.array(1.0, np.float32), "one"))
-    inits.append(numpy_helper.from_array(np.array(2.0, np.float32), "two"))
-    nodes += [
-        helper.make_node("Cast", ["images"], ["pf"], to=TensorProto.FLOAT),
-        helper.make_node("Greater", ["pf", "half"], ["pb"]),
-        helper.make_node("Cast", ["pb"], ["p01"], to=TensorProto.FLOAT),
-        helper.make_node("Mul", ["p01", "two"], ["p02"]),
-        helper.make_node("Sub", ["p02", "one"], ["pix"]),
-        helper.make_node("Shape", ["images"], ["shape"]),
-        helper.make_node("Slice", ["shape", "z0", "z1"], ["n"]),
-        helper.make_node("Concat", ["n", "padw"], ["padshape"], axis=0),
-        helper.make_node("Expand", ["pad", "padshape"], ["padx"]),
-        helper.make_node("Concat", ["pix", "padx"], ["x0"], axis=1),
-    ]
-    inits += [
-        numpy_helper.from_array(np.array([0], np.int64), "z0"),
-        numpy_helper.from_array(np.array([1], np.int64), "z1"),
-        numpy_helper.from_array(np.array([mw0 - 784], np.int64), "padw"),
-    ]
-    x = "x0"
-    for i, layer in enumerate(params.layers):
-        inits.append(numpy_helper.from_array(2.0 * layer.weights.T.astype(np.float32) - 1, f"w{i}"))
-        nodes.append(helper.make_node("MatMul", [x, f"w{i}"], [f"y{i}"]))
-        if i == len(params.layers) - 1:
-            break
-        t = _dot_thresholds(params, i)
-        outs = []
-        for k in range(t.shape[1]):
-            inits.append(numpy_helper.from_array(t[:, k].copy(), f"t{i}_{k}"))
-            nodes += [
-                helper.make_node("Greater", [f"y{i}", f"t{i}_{k}"], [f"g{i}_{k}"]),
-                helper.make_node("Cast", [f"g{i}_{k}"], [f"c{i}_{k}"], to=TensorProto.FLOAT),
-            ]
-            outs.append(f"c{i}_{k}")
-        if len(outs) == 1:
-            nodes += [
-                helper.make_node("Mul", [outs[0], "two"], [f"m{i}"]),
-                helper.make_node("Sub", [f"m{i}", "one"], [f"x{i + 1}"]),
-            ]
-        else:
-            nodes += [
-                helper.make_node("Add", outs, [f"m{i}"]),
-                helper.make_node("Sub", [f"m{i}", "one"], [f"x{i + 1}"]),
-            ]
-        x = f"x{i + 1}"
-    n_classes = len(params.classes)
-    inits += [
-        numpy_helper.from_array(np.array([0], np.int64), "c0"),
-        numpy_helper.from_array(np.array([n_classes], np.int64), "c1"),
-    ]
-    last = f"y{len(params.layers) - 1}"
-    nodes += [
-        helper.make_node("Slice", [last, "c0", "c1", "z1"], ["scores"]),
-        helper.make_node("ArgMax", ["scores"], ["classes"], axis=1, keepdims=0),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "lfc",
-        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["N", 784])],
-        [helper.make_tensor_value_info("classes", TensorProto.INT64, ["N"])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    del onnx
-    return lambda images: session.run(["classes"], {"images": images})[0]
 
 
 def _peak_rss_reset() -> bool:
@@ -227,23 +113,27 @@ class BenchResult(NamedTuple):
 
 def run_benchmarks(
     *,
-    data_dir: str = "../shared/data/mnist",
+    data_dir: str | None = None,
     params_dir: str | None = None,
+    baselines: dict | None = None,
     quick: bool = False,
     big_file: bool = False,
     log=print,
 ) -> str:
-    """Run the benchmarks; the result holds the measurements and the Markdown report."""
-    images = idx.read_images(Path(data_dir) / "t10k-images-idx3-ubyte.gz")
+    """Run the benchmarks; the result holds the measurements and the Markdown report.
+
+    data_dir: the MNIST folder (None: `bnn.datasets.mnist_file`'s search).
+    params_dir: a folder holding lfcW1A1/ and lfcW1A2/ (None: the shipped mnist sets).
+    baselines: name -> factory(params, threads) returning a function from
+        (N, 784) uint8 images to classes by argmax, or None when it cannot run here.
+    """
+    images = idx.read_images(mnist_file("t10k-images-idx3-ubyte", data_dir))
     flat = np.ascontiguousarray(images.reshape(len(images), 784))
     n = len(flat)
     runs = 3 if quick else 5
     threads = native.default_threads()
-    if params_dir is None:
-        shared = Path("../shared/data/bnn-pynq-params/mnist")
-        params_dir = str(shared) if shared.is_dir() else None
     rows, latency = [], {}
-    for network in ("lfcW1A1", "lfcW1A2"):
+    for network in NETWORKS:
         folder = Path(params_dir) / network if params_dir else find_params(network, "mnist")
         params = read_params(folder, network)
         reference = ReferenceRuntime(params)
@@ -270,18 +160,10 @@ def run_benchmarks(
                 times.append(time.perf_counter() - start)
             latency[network] = (statistics.median(times) * 1e6, clf.kernel)
             log(f"{network:8} batch-1 latency: {latency[network][0]:.2f} us ({clf.kernel})")
-        torch_run = _torch_runner(params, threads)
-        if torch_run is not None:
-            import torch
-
-            name = "PyTorch " + torch.__version__.split("+")[0]
-            rows.append(_row(network, name, "fp32", threads, torch_run, flat, expected_argmax, runs, log))
-        onnx_run = _onnx_runner(params, threads)
-        if onnx_run is not None:
-            import onnxruntime
-
-            name = "onnxruntime " + onnxruntime.__version__
-            rows.append(_row(network, name, "fp32", threads, onnx_run, flat, expected_argmax, runs, log))
+        for name, factory in (baselines or {}).items():
+            run = factory(params, threads)
+            if run is not None:
+                rows.append(_row(network, name, "fp32", threads, run, flat, expected_argmax, runs, log))
     memory = ""
     if big_file and native.is_available():
         params = read_params(Path(params_dir) / "lfcW1A1" if params_dir else find_params("lfcW1A1", "mnist"))

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PIXEL_THRESHOLD", "binarize_pixels", "decide"]
+__all__ = ["PIXEL_THRESHOLD", "accumulator_thresholds", "accumulators", "binarize_pixels", "decide", "dot_thresholds"]
 
 #: A pixel is bit 1 (value +1) when it is at least this bright.
 PIXEL_THRESHOLD = 128
@@ -46,6 +46,32 @@ def binarize_pixels(images: np.ndarray, mw: int) -> np.ndarray:
     bits = np.zeros((images.shape[0], mw), dtype=np.uint8)
     bits[:, : images.shape[1]] = images >= PIXEL_THRESHOLD
     return bits
+
+
+def accumulators(dot: np.ndarray, mw: int, activation_bits: int) -> np.ndarray:
+    """Hardware accumulators from signed dot products sum(w * x) over `mw` columns.
+
+    W1A1 counts agreements, popcount(XNOR) = (dot + mw) / 2; W1A2 keeps the
+    signed sum. The one place this conversion is written (the C++ kernels
+    compute the W1A1 count directly).
+    """
+    return (dot + mw) // 2 if activation_bits == 1 else dot
+
+
+def dot_thresholds(thresholds: np.ndarray, mw: int, activation_bits: int) -> np.ndarray:
+    """Thresholds in dot-product units: ``accumulators(dot) > T`` exactly when ``dot > dot_thresholds(T)``.
+
+    W1A1: (dot + mw) / 2 > T  <=>  dot > 2T - mw (dot and mw have the same parity).
+    """
+    return 2 * thresholds - mw if activation_bits == 1 else thresholds
+
+
+def accumulator_thresholds(dot_thresholds: np.ndarray, mw: int, activation_bits: int) -> np.ndarray:
+    """Inverse of `dot_thresholds`: the accumulator threshold T with acc > T exactly when dot > `dot_thresholds`.
+
+    W1A1: dot > t  <=>  (dot + mw) / 2 > floor((t + mw) / 2), since dot + mw is even.
+    """
+    return np.floor_divide(dot_thresholds + mw, 2) if activation_bits == 1 else dot_thresholds
 
 
 def decide(scores: np.ndarray, bits: np.ndarray, rule: str) -> np.ndarray:

@@ -23,10 +23,10 @@ import time
 
 import numpy as np
 
-from . import idx
 from .errors import ImageError, UnknownNameError
+from .formats import idx
 from .params import DECISION_RULES, PIXELS, ParamSet, find_params, network_spec, read_params
-from .runtime import Outputs, make_runtime
+from .runtimes import Outputs, make_runtime
 
 __all__ = ["Classifier", "as_images"]
 
@@ -128,7 +128,7 @@ class Classifier:
 
     def classify_image(self, image) -> int:
         """Class of one picture of a digit (path, PIL image or array), MNIST-style preprocessed (`bnn.images`)."""
-        from .images import load_image
+        from .formats.images import load_image
 
         return int(self.predict(load_image(image)[None])[0])
 

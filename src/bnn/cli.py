@@ -12,25 +12,23 @@ import os
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
 
-try:
-    import click
-except ImportError:  # pragma: no cover
-    click = None
-
-from . import idx
 from .classifier import Classifier
+from .datasets import mnist_file
 from .errors import BnnError
-
-DEFAULT_DATA = "../shared/data/mnist"
+from .formats import idx
+from .metrics import confusion_matrix
+from .paramset import DECISION_RULES, NETWORKS
+from .runtimes import RUNTIMES
 
 
 def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-class _Group(click.Group if click else object):
+class _Group(click.Group):
     """Turns the package's own errors into one line and exit code 1."""
 
     def invoke(self, ctx):
@@ -40,39 +38,28 @@ class _Group(click.Group if click else object):
             raise click.ClickException(str(exc)) from None
 
 
-def _mnist_file(data: str, stem: str) -> Path:
-    for name in (f"{stem}.gz", stem):
-        if (Path(data) / name).exists():
-            return Path(data) / name
-    from .datasets import cached_file
-
-    cached = cached_file(stem)
-    if cached is not None:
-        return cached
-    _fail(f"{Path(data) / stem}[.gz] not found; give --data DIR or run 'bnn download mnist'")
-
-
 network_option = click.option(
-    "--network", "-n", type=click.Choice(["lfcW1A1", "lfcW1A2"]), default="lfcW1A1", show_default=True
+    "--network", "-n", type=click.Choice(list(NETWORKS)), default="lfcW1A1", show_default=True
 )
 params_option = click.option("--params", "-p", default="mnist", show_default=True, help="Parameter-set name or folder.")
-runtime_option = click.option(
-    "--runtime", type=click.Choice(["native", "reference"]), default="native", show_default=True
+runtime_option = click.option("--runtime", type=click.Choice(sorted(RUNTIMES)), default="native", show_default=True)
+data_option = click.option(
+    "--data", default=None, help="Folder with the MNIST IDX files (default: $BNN_DATA, else the download cache)."
 )
 kernel_option = click.option("--kernel", default=None, help="Force a native kernel: avx512, avx2, portable.")
 decision_option = click.option(
-    "--decision", type=click.Choice(["highest_bit", "argmax"]), default=None, help="Override the set's rule."
+    "--decision", type=click.Choice(list(DECISION_RULES)), default=None, help="Override the set's rule."
 )
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="bnn")
+@click.version_option(package_name="bitexact-bnn")
 def cli():
     """Binarized LFC networks (BNN-PYNQ W1A1/W1A2) on MNIST, bit-exact with the FPGA."""
 
 
 @cli.command()
-@click.option("--data", default=DEFAULT_DATA, show_default=True, help="Folder with the MNIST IDX files.")
+@data_option
 @params_option
 def demo(data, params):
     """The original notebook's main job: classify the MNIST test set with both networks.
@@ -82,10 +69,10 @@ def demo(data, params):
     """
     from .compat import RUNTIME_HW, RUNTIME_SW, LfcClassifier
 
-    images_path = _mnist_file(data, "t10k-images-idx3-ubyte")
-    labels = idx.read_labels(_mnist_file(data, "t10k-labels-idx1-ubyte"))
+    images_path = mnist_file("t10k-images-idx3-ubyte", data)
+    labels = idx.read_labels(mnist_file("t10k-labels-idx1-ubyte", data))
     images = idx.read_images(images_path)
-    for network in ("lfcW1A1", "lfcW1A2"):
+    for network in NETWORKS:
         clf = LfcClassifier(network, params, RUNTIME_HW)
         click.echo(f"\n{network} on {clf.kernel} ({clf.params.source}, decision {clf.decision}):")
         result = clf.classify_mnists(str(images_path))
@@ -98,7 +85,7 @@ def demo(data, params):
 
 def _load_inputs(paths: tuple[str, ...]):
     """(names, images (N, 28, 28) uint8) from IDX files, image files and folders of images."""
-    from .images import IMAGE_SUFFIXES, load_image
+    from .formats.images import IMAGE_SUFFIXES, load_image
 
     names, arrays = [], []
     for raw in paths:
@@ -160,7 +147,7 @@ def classify(paths, network, params, runtime, kernel, decision, as_json, as_csv)
 @runtime_option
 @kernel_option
 @decision_option
-@click.option("--data", default=DEFAULT_DATA, show_default=True, help="Folder with the MNIST IDX files.")
+@data_option
 @click.option("--images", type=click.Path(), help="IDX3 images (instead of --data).")
 @click.option("--labels", type=click.Path(), help="IDX1 labels (instead of --data).")
 @click.option(
@@ -168,22 +155,23 @@ def classify(paths, network, params, runtime, kernel, decision, as_json, as_csv)
 )
 def evaluate(network, params, runtime, kernel, decision, data, images, labels, plot):
     """Accuracy, per-class accuracy and confusion matrix on a labelled test set."""
-    images_path = Path(images) if images else _mnist_file(data, "t10k-images-idx3-ubyte")
-    labels_path = Path(labels) if labels else _mnist_file(data, "t10k-labels-idx1-ubyte")
-    x, y = idx.read_images(images_path), idx.read_labels(labels_path)
-    if len(x) != len(y):
-        _fail(f"{images_path}: {len(x)} images but {labels_path} has {len(y)} labels")
+    images_path = Path(images) if images else mnist_file("t10k-images-idx3-ubyte", data)
+    labels_path = Path(labels) if labels else mnist_file("t10k-labels-idx1-ubyte", data)
+    # Labels and the images' header are checked before any inference; the images are streamed.
+    y = idx.read_labels(labels_path)
+    n_images = idx.read_header(images_path).shape[0]
+    if n_images != len(y):
+        _fail(f"{images_path}: {n_images} images but {labels_path} has {len(y)} labels")
     clf = Classifier(network, params, runtime, kernel=kernel, decision=decision)
-    pred = clf.predict_file(images_path, progress=True)  # streamed, with a progress bar for big files
     n = len(clf.classes)
     if len(y) and y.max() >= n:
         _fail(f"{labels_path}: label {y.max()} but the parameter set has {n} classes")
+    pred = clf.predict_file(images_path, progress=True)
     correct = int((pred == y).sum())
     click.echo(f"{network} {clf.params.source} ({clf.runtime}/{clf.kernel}, decision {clf.decision})")
     click.echo(f"accuracy: {correct}/{len(y)} = {100 * correct / max(len(y), 1):.2f} %")
     click.echo(f"time: {clf.usec_per_image:.3f} us per image")
-    cm = np.zeros((n, n), dtype=np.int64)
-    np.add.at(cm, (y, pred), 1)
+    cm = confusion_matrix(y, pred, n)
     click.echo(
         "per class: " + "  ".join(f"{clf.classes[c]}: {100 * cm[c, c] / max(cm[c].sum(), 1):.1f}%" for c in range(n))
     )
@@ -193,19 +181,33 @@ def evaluate(network, params, runtime, kernel, decision, data, images, labels, p
     if plot:
         from . import plot as plots
 
-        path = plots.confusion_matrix(y, pred, clf.classes, plot, title=f"{network}: {100 * correct / len(y):.2f} %")
-        grid = plots.misclassified_grid(x, y, pred, clf.classes, path.with_name(path.stem + "-errors.png"))
+        path = plots.confusion_matrix(cm, clf.classes, plot, title=f"{network}: {100 * correct / max(len(y), 1):.2f} %")
+        wrong = np.flatnonzero(pred != y)
+        shown = _pick_images(images_path, wrong[:40])
+        grid = plots.misclassified_grid(
+            shown, y[wrong], pred[wrong], clf.classes, path.with_name(path.stem + "-errors.png")
+        )
         click.echo(f"saved {path} and {grid}")
+
+
+def _pick_images(path: Path, indices: np.ndarray) -> np.ndarray:
+    """The images at sorted `indices` of an IDX file, streamed (memory: one chunk and the picks)."""
+    picked, start = [], 0
+    for chunk in idx.iter_images(path):
+        inside = indices[(indices >= start) & (indices < start + len(chunk))]
+        picked.append(chunk[inside - start])
+        start += len(chunk)
+    return np.concatenate(picked) if picked else np.zeros((0, 28, 28), np.uint8)
 
 
 @cli.command()
 @click.option("--quick", is_flag=True, help="Fewer, shorter runs (a smoke test, not for the record).")
 @click.option("--output", type=click.Path(), default=None, help="Write the Markdown report here (e.g. BENCHMARKS.md).")
-@click.option("--data", default=DEFAULT_DATA, show_default=True)
+@data_option
 @click.option(
     "--params-dir",
     default=None,
-    help="Folder holding lfcW1A1/ and lfcW1A2/ (default: the original's in ../shared, else the shipped sets).",
+    help="Folder holding lfcW1A1/ and lfcW1A2/ (default: the shipped mnist sets).",
 )
 @click.option("--big-file", is_flag=True, help="Also classify a generated 1,000,000-image IDX file and report memory.")
 def bench(quick, output, data, params_dir, big_file):
@@ -235,7 +237,7 @@ def bench(quick, output, data, params_dir, big_file):
 @click.option("--label-smoothing", default=0.0, show_default=True)
 @click.option("--distill", default=0.0, show_default=True, help="Weight of distillation from a float CNN teacher.")
 @click.option("--threads", default=None, type=int, help="Torch threads (default: all).")
-@click.option("--data", default=DEFAULT_DATA, show_default=True, help="Folder with the four MNIST IDX files.")
+@data_option
 @click.option("--train-images", default=None)
 @click.option("--train-labels", default=None)
 @click.option("--test-images", default=None)
@@ -271,10 +273,10 @@ def train(
     from .train import train as run_training
 
     files = {
-        "train_images": train_images or str(_mnist_file(data, "train-images-idx3-ubyte")),
-        "train_labels": train_labels or str(_mnist_file(data, "train-labels-idx1-ubyte")),
-        "test_images": test_images or str(_mnist_file(data, "t10k-images-idx3-ubyte")),
-        "test_labels": test_labels or str(_mnist_file(data, "t10k-labels-idx1-ubyte")),
+        "train_images": train_images or str(mnist_file("train-images-idx3-ubyte", data)),
+        "train_labels": train_labels or str(mnist_file("train-labels-idx1-ubyte", data)),
+        "test_images": test_images or str(mnist_file("t10k-images-idx3-ubyte", data)),
+        "test_labels": test_labels or str(mnist_file("t10k-labels-idx1-ubyte", data)),
     }
     kwargs = {}
     if classes_file:
@@ -316,25 +318,11 @@ def train(
 @click.argument("folder", type=click.Path())
 @click.option("--overwrite", is_flag=True)
 def export(run_dir, folder, overwrite):
-    """Export the model of a training run folder (its checkpoint.pt) as a parameter folder."""
-    import torch
-
+    """Export a training run folder's selected epoch (from its checkpoint.pt) as a parameter folder."""
     from .params import write_params
-    from .train import LFC, TrainConfig, export_params
+    from .train import export_run
 
-    checkpoint = Path(run_dir) / "checkpoint.pt"
-    if not checkpoint.exists():
-        _fail(f"{checkpoint}: no checkpoint in this folder")
-    state = torch.load(checkpoint, weights_only=False)
-    config = TrainConfig(**state["config"])
-    model = LFC(2 if config.network == "lfcW1A2" else 1, len(config.classes))
-    model.load_state_dict(state["model"])
-    params = export_params(
-        model.eval(),
-        config.classes,
-        metadata={"trained_by": "bnn.train", "config": state["config"], "epochs_run": state["epoch"]},
-    )
-    click.echo(f"wrote {write_params(params, folder, overwrite=overwrite)}")
+    click.echo(f"wrote {write_params(export_run(run_dir), folder, overwrite=overwrite)}")
 
 
 @cli.group()
@@ -349,7 +337,7 @@ def params_list():
     from .params import find_params, search_path
 
     click.echo("search path: " + os.pathsep.join(str(p) for p in search_path()))
-    for network in ("lfcW1A1", "lfcW1A2"):
+    for network in NETWORKS:
         for name in available(network):
             click.echo(f"{network:8} {name:12} {find_params(network, name)}")
 
@@ -379,7 +367,7 @@ def params_show(name, network):
 @click.argument("source", type=click.Path(exists=True, file_okay=False))
 @click.argument("dest", type=click.Path())
 @network_option
-@click.option("--decision", type=click.Choice(["highest_bit", "argmax"]), default=None, help="Record this rule.")
+@click.option("--decision", type=click.Choice(list(DECISION_RULES)), default=None, help="Record this rule.")
 def params_convert(source, dest, network, decision):
     """Read a parameter folder, check it, and write it to DEST (optionally recording a decision rule)."""
     from .params import read_params, write_params
@@ -412,9 +400,6 @@ def info():
 
 
 def main(argv=None) -> int:
-    if click is None:
-        sys.stderr.write("the bnn command needs click: pip install 'bnn[cli]'\n")
-        return 2
     try:
         cli.main(args=argv, prog_name="bnn", standalone_mode=True)
     except SystemExit as exc:

@@ -4,7 +4,8 @@
     >>> images, labels = datasets.mnist("test")       # (10000, 28, 28) uint8, (10000,) uint8
 
 Files go to ``$XDG_CACHE_HOME/bnn/mnist`` (``~/.cache/bnn/mnist``) unless
-`cache_dir` says otherwise. The source is `DEFAULT_MIRROR`, or `base_url`
+`cache_dir` says otherwise. `mnist_file` finds one MNIST file for every
+command: a folder given (``--data``), else ``$BNN_DATA``, else the cache. The source is `DEFAULT_MIRROR`, or `base_url`
 / ``BNN_MNIST_URL``: an http(s) or file URL, or a local folder. Each file
 is downloaded to ``NAME.part`` (resumed with an HTTP range request after an
 interruption), checked against the SHA-256 of its decompressed IDX content
@@ -20,13 +21,15 @@ import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
 
 import numpy as np
 
-from . import idx
-from .errors import BnnError
+from .errors import DownloadError
+from .formats import idx
 
-__all__ = ["DEFAULT_MIRROR", "MNIST_FILES", "cache_dir", "cached_file", "download_mnist", "mnist"]
+__all__ = ["DEFAULT_MIRROR", "MNIST_FILES", "cache_folder", "download_mnist", "mnist", "mnist_file"]
 
 DEFAULT_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 #: file stem -> (SHA-256 of the decompressed IDX bytes, their size in bytes)
@@ -40,11 +43,7 @@ _SPLITS = {"train": "train", "test": "t10k"}
 _BLOCK = 1 << 16
 
 
-class DownloadError(BnnError, OSError):
-    """A download failed or its checksum did not match."""
-
-
-def cache_dir(override: str | os.PathLike | None = None) -> Path:
+def cache_folder(override: str | os.PathLike | None = None) -> Path:
     """Where downloaded datasets live: `override`, else $XDG_CACHE_HOME/bnn, else ~/.cache/bnn."""
     if override is not None:
         return Path(override)
@@ -52,15 +51,31 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(base) / "bnn"
 
 
-def cached_file(stem: str, cache: str | os.PathLike | None = None) -> Path | None:
-    """The cached ``STEM.gz`` of MNIST if it was downloaded, else None."""
-    path = cache_dir(cache) / "mnist" / f"{stem}.gz"
-    return path if path.is_file() else None
+def mnist_file(stem: str, data: str | os.PathLike | None = None) -> Path:
+    """The MNIST file `stem` (``t10k-images-idx3-ubyte``), gzipped or not.
+
+    Looked for in `data`, else in ``$BNN_DATA``, else in the download cache;
+    DownloadError saying how to get it when it is in none of them.
+    """
+    places = [Path(data)] if data is not None else []
+    if data is None and os.environ.get("BNN_DATA"):
+        places.append(Path(os.environ["BNN_DATA"]))
+    if data is None:
+        places.append(cache_folder() / "mnist")
+    for place in places:
+        for name in (f"{stem}.gz", stem):
+            if (place / name).is_file():
+                return place / name
+    raise DownloadError(
+        f"{stem}[.gz] not found in {', '.join(str(p) for p in places)}; "
+        "run 'bnn download mnist', or give the folder that holds it (--data DIR or BNN_DATA)"
+    )
 
 
 def _content_sha256(path: Path) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
-    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+    with open(path, "rb") as f:
+        opener = gzip.open if f.read(2) == b"\x1f\x8b" else open
     with opener(path, "rb") as f:
         for block in iter(lambda: f.read(_BLOCK), b""):
             digest.update(block)
@@ -78,7 +93,10 @@ def _progress(total: int | None, initial: int, name: str):
 
 def _fetch(url: str, part: Path, name: str) -> None:
     """Download `url` into `part`, resuming what is already there."""
-    local = Path(url[7:]) if url.startswith("file://") else Path(url) if "://" not in url else None
+    if url.startswith("file:"):
+        local = Path(url2pathname(unquote(urlparse(url).path)))
+    else:
+        local = Path(url) if "://" not in url else None
     if local is not None:
         if not local.is_file():
             raise DownloadError(f"{local}: not found")
@@ -116,7 +134,7 @@ def _fetch(url: str, part: Path, name: str) -> None:
 
 def download_mnist(cache_dir: str | os.PathLike | None = None, base_url: str | None = None) -> list[Path]:
     """Make sure the four MNIST files are in the cache (download, verify, rename); return their paths."""
-    folder = globals()["cache_dir"](cache_dir) / "mnist"
+    folder = cache_folder(cache_dir) / "mnist"
     folder.mkdir(parents=True, exist_ok=True)
     base = base_url or os.environ.get("BNN_MNIST_URL") or DEFAULT_MIRROR
     if "://" in base and not base.endswith("/"):
@@ -145,7 +163,7 @@ def mnist(split: str = "test", cache_dir: str | os.PathLike | None = None, base_
     if split not in _SPLITS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     download_mnist(cache_dir, base_url)
-    folder = globals()["cache_dir"](cache_dir) / "mnist"
+    folder = cache_folder(cache_dir) / "mnist"
     prefix = _SPLITS[split]
     images = idx.read_images(folder / f"{prefix}-images-idx3-ubyte.gz")
     labels = idx.read_labels(folder / f"{prefix}-labels-idx1-ubyte.gz")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 __all__ = [
     "BnnError",
+    "DownloadError",
     "IdxError",
     "ImageError",
+    "MissingExtraError",
     "NativeUnavailableError",
     "ParamsError",
     "ParamsNotFoundError",
@@ -45,3 +47,11 @@ class UnknownNameError(BnnError, ValueError):
 
 class NativeUnavailableError(BnnError, RuntimeError):
     """The native extension is not built or a requested kernel cannot run on this CPU."""
+
+
+class MissingExtraError(BnnError, ImportError):
+    """An optional dependency (torch, matplotlib, Pillow, ...) is not installed; the message says what to install."""
+
+
+class DownloadError(BnnError, OSError):
+    """A dataset is missing, a download failed, or its checksum did not match."""

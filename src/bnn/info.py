@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 
-from . import native
+from .runtimes import native
 
 __all__ = ["cpu_name", "runtime_info"]
 

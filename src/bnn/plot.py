@@ -1,6 +1,6 @@
 """Figures: time per image by runtime (log scale), confusion matrix, misclassified digits, training curves.
 
-Needs matplotlib (``pip install 'bnn[plot]'``). Each function writes a PNG
+Needs matplotlib (``pip install 'bitexact-bnn[plot]'``). Each function writes a PNG
 (atomically) and returns its path.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_write
-from .errors import BnnError
+from .errors import MissingExtraError
 
 __all__ = ["ORIGINAL_USEC_PER_IMAGE", "confusion_matrix", "misclassified_grid", "time_per_image", "training_curves"]
 
@@ -31,7 +31,7 @@ def _figure(**kwargs):
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise BnnError("plots need matplotlib: pip install 'bnn[plot]'") from None
+        raise MissingExtraError("plots need matplotlib: pip install 'bitexact-bnn[plot]'") from None
     return Figure(**kwargs)
 
 
@@ -68,11 +68,9 @@ def time_per_image(ours: dict[tuple[str, str], float], path, *, include_original
     return _save(fig, path)
 
 
-def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: list[str], path, *, title: str = "") -> Path:
-    """Confusion matrix (rows: true class, columns: predicted), counts in the cells."""
+def confusion_matrix(cm: np.ndarray, classes: list[str], path, *, title: str = "") -> Path:
+    """Draw a confusion matrix (`bnn.metrics.confusion_matrix`: rows true, columns predicted), counts in the cells."""
     n = len(classes)
-    cm = np.zeros((n, n), dtype=np.int64)
-    np.add.at(cm, (labels, predicted), 1)
     fig = _figure(figsize=(0.5 * n + 2.5, 0.5 * n + 2))
     ax = fig.subplots()
     ax.imshow(np.log1p(cm), cmap="Blues")
@@ -97,8 +95,12 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: list[st
 
 
 def misclassified_grid(images: np.ndarray, labels, predicted, classes, path, *, limit: int = 40) -> Path:
-    """A grid of misclassified digits, each titled 'true -> predicted'."""
-    wrong = np.flatnonzero(np.asarray(labels) != np.asarray(predicted))[:limit]
+    """A grid of the first `limit` misclassified digits, each titled 'true -> predicted'.
+
+    `images` may be a memory map: only the digits shown are read.
+    """
+    all_wrong = np.flatnonzero(np.asarray(labels) != np.asarray(predicted))
+    wrong = all_wrong[:limit]
     cols = 10
     rows = max(1, -(-len(wrong) // cols))
     fig = _figure(figsize=(cols * 1.1, rows * 1.3))
@@ -108,7 +110,8 @@ def misclassified_grid(images: np.ndarray, labels, predicted, classes, path, *, 
     for ax, i in zip(axes.flat, wrong):
         ax.imshow(images[i].reshape(28, 28), cmap="gray_r")
         ax.set_title(f"{classes[labels[i]]}->{classes[predicted[i]]}", fontsize=8)
-    fig.suptitle(f"{len(wrong)} misclassified digits" + (" (first shown)" if len(wrong) == limit else ""))
+    shown = f" (first {len(wrong)} shown)" if len(wrong) < len(all_wrong) else ""
+    fig.suptitle(f"{len(all_wrong)} misclassified digits{shown}")
     return _save(fig, path)
 
 
@@ -123,9 +126,19 @@ def training_curves(history: list[dict], path, *, title: str = "training") -> Pa
     a.set_yscale("log")
     b.plot(epochs, [100 * h["train_accuracy"] for h in history], label="train")
     b.plot(epochs, [100 * h["test_accuracy"] for h in history], label="test")
+    if any(h.get("validation_accuracy") is not None for h in history):
+        b.plot(epochs, [100 * (h.get("validation_accuracy") or np.nan) for h in history], label="validation")
     b.set_xlabel("epoch")
     b.set_ylabel("accuracy (%)")
-    b.set_ylim(95, 100)
+    # Zoom on the last half of training, where the curves differ; any dataset's range, not MNIST's.
+    tail = [
+        100 * h[k]
+        for h in history[len(history) // 2 :]
+        for k in ("train_accuracy", "test_accuracy")
+        if h.get(k) is not None
+    ]
+    if tail:
+        b.set_ylim(max(0.0, min(tail) - 1.0), min(100.0, max(tail) + 0.5))
     b.legend()
     fig.suptitle(title)
     return _save(fig, path)

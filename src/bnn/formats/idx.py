@@ -19,14 +19,15 @@ allocation, so a corrupt header never makes a huge allocation.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_write
-from .errors import IdxError
+from .._atomic import atomic_write
+from ..errors import IdxError
 
 __all__ = [
     "DTYPES",
@@ -69,7 +70,7 @@ class IdxHeader:
     @property
     def nbytes(self) -> int:
         """Size of the body that the header declares, in bytes."""
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return math.prod(self.shape) * self.dtype.itemsize  # exact: Python integers do not wrap
 
     def __repr__(self) -> str:
         return f"IdxHeader({str(self.path)!r}, dtype={self.dtype.str}, shape={self.shape})"
@@ -172,8 +173,10 @@ def read_idx(path: str | os.PathLike, *, mmap: bool | None = None) -> np.ndarray
 
     # Arguments
     path: the file, raw or gzip-compressed.
-    mmap: memory-map an uncompressed file instead of reading it (read-only
-        array). None (default) maps files over 64 MiB.
+    mmap: memory-map an uncompressed file of single-byte elements instead
+        of reading it (a read-only array). None (default) maps such files
+        over 64 MiB. Wider elements are stored big-endian, so they are always
+        read and converted: a map could not be in native order.
 
     # Raises
     IdxError: bad magic, unknown type, truncated body or trailing bytes.
@@ -191,7 +194,7 @@ def read_idx(path: str | os.PathLike, *, mmap: bool | None = None) -> np.ndarray
             _check_raw_size(header, size)
             if mmap is None:
                 mmap = size > _MMAP_THRESHOLD
-            if mmap:
+            if mmap and header.dtype.itemsize == 1:
                 if header.nbytes == 0:
                     arr = np.zeros(0, dtype=header.dtype)
                 else:

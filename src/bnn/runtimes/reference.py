@@ -6,7 +6,7 @@ each layer is one matrix product of +-1 (or -1/0/+1) values, done in float32,
 which is exact here because every partial sum is an integer below 2**24.
 
     >>> from bnn.params import read_params
-    >>> from bnn.reference import ReferenceRuntime
+    >>> from bnn.runtimes.reference import ReferenceRuntime
     >>> rt = ReferenceRuntime(read_params("params/mnist/lfcW1A1"))
     >>> out = rt.run(images)        # images: (N, 784) uint8
     >>> out.classes, out.scores, out.bits
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bits import binarize_pixels, decide
-from .params import ParamSet
-from .runtime import Outputs
+from ..bits import accumulators, binarize_pixels, decide
+from ..paramset import ParamSet
+from .base import Outputs
 
 __all__ = ["ReferenceRuntime", "forward"]
 
@@ -41,7 +41,6 @@ class ReferenceRuntime:
     def __init__(self, params: ParamSet):
         params.validate()
         self.params = params
-        self._w1a1 = params.activation_bits == 1
         # +-1 weights, transposed for x @ W.
         self._weights = [(2.0 * layer.weights.T - 1.0).astype(np.float32) for layer in params.layers]
         self._thresholds = [layer.effective_thresholds() for layer in params.layers]
@@ -59,8 +58,7 @@ class ReferenceRuntime:
         mw0 = self.params.layers[0].mw
         x = 2.0 * binarize_pixels(images, mw0).astype(np.float32) - 1.0
         for weights, thresholds in zip(self._weights, self._thresholds):
-            dot = (x @ weights).astype(np.int32)
-            acc = (dot + weights.shape[0]) // 2 if self._w1a1 else dot
+            acc = accumulators((x @ weights).astype(np.int32), weights.shape[0], self.params.activation_bits)
             above = [acc > thresholds[:, k] for k in range(thresholds.shape[1])]
             # One threshold: a bit (+-1); two: a 3-level activation in {-1, 0, +1}.
             x = (2.0 * above[0] - 1.0) if len(above) == 1 else (1.0 * above[0] + above[1] - 1.0)

@@ -4,7 +4,7 @@ MNIST digits are light on dark, fitted into a 20x20 box keeping their
 aspect ratio, and centred by their centre of mass in a 28x28 field. A photo
 or drawing of a digit gets the same treatment: grayscale, inverted when it
 is dark on light, cropped to the digit, scaled to 20 pixels on its longer
-side, centred by mass. Needs Pillow (``pip install 'bnn[images]'``).
+side, centred by mass. Needs Pillow (``pip install 'bitexact-bnn[images]'``).
 
     >>> from bnn.images import load_image
     >>> digit = load_image("seven.png")          # (28, 28) uint8
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BnnError, ImageError
+from ..errors import ImageError, MissingExtraError
 
 __all__ = ["IMAGE_SUFFIXES", "load_image", "to_mnist"]
 
@@ -32,7 +32,7 @@ def _pil():
     try:
         from PIL import Image
     except ImportError:
-        raise BnnError("reading pictures needs Pillow: pip install 'bnn[images]'") from None
+        raise MissingExtraError("reading pictures needs Pillow: pip install 'bitexact-bnn[images]'") from None
     return Image
 
 

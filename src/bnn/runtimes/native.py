@@ -2,12 +2,13 @@
 
 Kernels, fastest first: "avx512" (AVX-512 F/BW + VPOPCNTDQ), "avx2"
 (AVX2, byte lookup popcount), "portable" (plain C++). The fastest one this
-CPU runs is used unless a kernel is named, by argument or by the
-environment variable ``BNN_KERNEL``. Inference releases the GIL and runs on
-`threads` threads (default: every core this process may use).
+CPU runs is used unless a kernel is named (`bnn.runtimes` says how).
+Inference releases the GIL and runs on `threads` threads (default: every
+core this process may use; more than that is capped to it, as extra
+threads would only share the same cores).
 
-    >>> import bnn.native
-    >>> bnn.native.available_kernels()
+    >>> from bnn.runtimes import native
+    >>> native.available_kernels()
     ['avx512', 'avx2', 'portable']
 """
 
@@ -17,9 +18,9 @@ import os
 
 import numpy as np
 
-from .errors import NativeUnavailableError, UnknownNameError
-from .params import ParamSet
-from .runtime import Outputs
+from ..errors import NativeUnavailableError, UnknownNameError
+from ..paramset import PIXELS, ParamSet
+from .base import Outputs
 
 __all__ = ["NativeRuntime", "available_kernels", "default_threads", "is_available"]
 
@@ -29,7 +30,7 @@ KERNELS = ("avx512", "avx2", "portable")
 CHUNK = {"avx512": 65536, "avx2": 16384, "portable": 2048}
 
 try:
-    from . import _native
+    from .. import _native
 except ImportError as exc:  # not built (no compiler at install time) or broken
     _native = None
     _import_error = exc
@@ -67,8 +68,6 @@ class NativeRuntime:
     def __init__(self, params: ParamSet, *, kernel: str | None = None, threads: int | None = None):
         native = _require()
         params.validate()
-        if kernel is None:
-            kernel = os.environ.get("BNN_KERNEL", "") or None
         if kernel is not None and kernel not in KERNELS:
             raise UnknownNameError(f"unknown kernel {kernel!r}; known kernels: {', '.join(KERNELS)}")
         if kernel is not None and kernel not in native.available_kernels():
@@ -78,12 +77,12 @@ class NativeRuntime:
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         self.params = params
-        self.threads = threads or default_threads()
+        self.threads = min(threads or default_threads(), default_threads())
         layers = [
             (np.ascontiguousarray(layer.weights, dtype=np.uint8), np.ascontiguousarray(layer.effective_thresholds()))
             for layer in params.layers
         ]
-        self._net = native.Network(layers, params.activation_bits, len(params.classes), 28 * 28, kernel or "")
+        self._net = native.Network(layers, params.activation_bits, len(params.classes), PIXELS, kernel or "")
         self.kernel = self._net.kernel
         self.chunk = CHUNK[self.kernel]
 

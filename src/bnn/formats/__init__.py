@@ -1,0 +1,12 @@
+"""File formats: how images and parameter sets are read and written.
+
+`idx` (MNIST's IDX files), `images` (PNG/JPEG pictures and their
+preprocessing), `pynq` (BNN-PYNQ parameter folders). A new format is a
+module here.
+"""
+
+from __future__ import annotations
+
+from . import idx
+
+__all__ = ["idx"]

@@ -1,0 +1,232 @@
+"""BNN-PYNQ parameter folders: read them into a model, write them back byte for byte.
+
+A parameter folder (``mnist/lfcW1A1``) holds, for layer L and processing
+element P, ``L-P-weights.bin`` (little-endian uint64 words) and
+``L-P-thres.bin`` (little-endian int64), plus ``classes.txt``. The hardware
+folding (PE, SIMD) is undone here and nowhere else: a `Layer` holds the
+logical matrices. The full format is in the spec (shared/spec/LFC.md) and
+summarised in `bnn.bits`.
+
+    >>> from bnn.formats.pynq import read_params, write_params
+    >>> p = read_params("bnn-pynq-params/mnist/lfcW1A1")
+    >>> p.layers[0].weights.shape, p.layers[0].thresholds.shape
+    ((1024, 832), (1024, 1))
+    >>> write_params(p, "copy/lfcW1A1")       # identical files
+
+A folder may carry ``bnn-meta.json`` beside the original files with what the
+format cannot say: the decision rule (``"highest_bit"``, the original's, is
+assumed without it), the SIMD widths, and training provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .._atomic import replace_folder
+from ..errors import ParamsError, ParamsNotFoundError
+from ..paramset import NETWORKS, Layer, ParamSet, network_spec
+
+__all__ = ["META_FILE", "read_params", "write_params"]
+
+META_FILE = "bnn-meta.json"
+
+_FILE_RE = re.compile(r"^(\d+)-(\d+)-(weights|thres)\.bin$")
+
+
+# A BNN-PYNQ weights or thresholds file of one processing element is a few KiB;
+# anything this large is not one, and is refused before it is read.
+_MAX_FILE = 64 << 20
+
+
+def _word_count(path: Path, what: str) -> int:
+    """Number of 64-bit words in `path`, checked before anything is read."""
+    size = path.stat().st_size
+    if size == 0 or size % 8:
+        raise ParamsError(f"{path}: {what} file of {size} bytes; expected a non-zero multiple of 8")
+    if size > _MAX_FILE:
+        raise ParamsError(f"{path}: {what} file of {size} bytes is far larger than any parameter file")
+    return size // 8
+
+
+def _read_meta(folder: Path) -> dict:
+    path = folder / META_FILE
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParamsError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ParamsError(f"{path}: expected a JSON object")
+    return meta
+
+
+def _read_classes(folder: Path) -> tuple[list[str], str, bool]:
+    path = folder / "classes.txt"
+    if not path.is_file():
+        raise ParamsError(f"{path}: missing classes.txt (one class name per line)")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path}: not UTF-8 text: {exc}") from None
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise ParamsError(f"{path}: no class names")
+    return lines, newline, text.endswith(("\n", "\r"))
+
+
+def _unfold_layer(folder: Path, index: int, files: dict, simd: int, n_thresholds: int) -> Layer:
+    pes = sorted(files)
+    where = f"{folder}: layer {index}"
+    if pes != list(range(len(pes))):
+        missing = sorted(set(range(max(pes) + 1)) - set(pes))
+        raise ParamsError(f"{where}: missing files for processing elements {missing}")
+    pe = len(pes)
+    for p in pes:
+        for kind in ("weights", "thres"):
+            if kind not in files[p]:
+                raise ParamsError(f"{folder / f'{index}-{p}-{kind}.bin'}: missing parameter file")
+    counts = {}
+    for kind, key in (("weights", "weights"), ("thresholds", "thres")):
+        counts[key] = [_word_count(files[p][key], kind) for p in pes]
+        odd = next((p for p in pes if counts[key][p] != counts[key][0]), None)
+        if odd is not None:
+            raise ParamsError(
+                f"{files[odd][key]}: {counts[key][odd] * 8} bytes, but {files[0][key].name} has "
+                f"{counts[key][0] * 8}: every {kind} file of a layer has the same size"
+            )
+    weights = [np.fromfile(files[p]["weights"], dtype="<u8") for p in pes]
+    thres = [np.fromfile(files[p]["thres"], dtype="<i8") for p in pes]
+    n_t = thres[0].size
+    if n_t % n_thresholds:
+        raise ParamsError(f"{files[0]['thres']}: {n_t} thresholds is not a multiple of {n_thresholds} per neuron")
+    nf = n_t // n_thresholds
+    if weights[0].size % nf:
+        raise ParamsError(
+            f"{files[0]['weights']}: {weights[0].size} words do not divide among the {nf} neurons "
+            f"that {files[0]['thres'].name} gives this processing element"
+        )
+    sf = weights[0].size // nf
+    mh, mw = nf * pe, sf * simd
+    w = np.empty((mh, mw), dtype=np.uint8)
+    t = np.empty((mh, n_thresholds), dtype=np.int64)
+    shifts = np.arange(simd, dtype=np.uint64)
+    for p in pes:
+        words = weights[p].reshape(nf, sf, 1)
+        # Word nf*SF+sf, bit i -> neuron nf*PE+P, column sf*SIMD+i.
+        w[p::pe] = ((words >> shifts) & np.uint64(1)).astype(np.uint8).reshape(nf, mw)
+        t[p::pe] = thres[p].reshape(nf, n_thresholds)
+    return Layer(weights=w, thresholds=t, pe=pe, simd=simd)
+
+
+def read_params(folder: str | os.PathLike, network: str | None = None) -> ParamSet:
+    """Read a BNN-PYNQ parameter folder into a `ParamSet`.
+
+    # Arguments
+    folder: the folder with the ``L-P-*.bin`` files and ``classes.txt``.
+    network: "lfcW1A1" or "lfcW1A2". None takes it from ``bnn-meta.json`` or
+        the folder's name.
+
+    # Raises
+    ParamsError: missing, mis-sized or inconsistent files, each named.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ParamsNotFoundError(f"{folder}: parameter folder not found")
+    meta = _read_meta(folder)
+    if network is None:
+        network = meta.get("network", folder.name)
+        if network not in NETWORKS:
+            raise ParamsError(f"{folder}: cannot tell the network ({', '.join(NETWORKS)}): name it or add {META_FILE}")
+    spec = network_spec(network)
+    if meta.get("network", network) != network:
+        raise ParamsError(f"{folder / META_FILE}: parameters are for {meta['network']}, not {network}")
+    files: dict[int, dict[int, dict[str, Path]]] = {}
+    for entry in folder.iterdir():
+        m = _FILE_RE.match(entry.name)
+        if m:
+            files.setdefault(int(m[1]), {}).setdefault(int(m[2]), {})[m[3]] = entry
+    simd = tuple(meta.get("simd", spec.simd))
+    layers = []
+    for i in range(spec.n_layers):
+        if i not in files:
+            raise ParamsError(f"{folder / f'{i}-0-weights.bin'}: missing parameter file (layer {i} of {network})")
+        layers.append(_unfold_layer(folder, i, files[i], simd[i], spec.thresholds[i]))
+    extra = sorted(set(files) - set(range(spec.n_layers)))
+    if extra:
+        raise ParamsError(f"{folder}: files for layer {extra[0]}, but {network} has {spec.n_layers} layers")
+    classes, newline, final_newline = _read_classes(folder)
+    params = ParamSet(
+        network=network,
+        layers=layers,
+        classes=classes,
+        decision=meta.get("decision", "highest_bit"),
+        metadata=meta,
+        source=folder,
+        classes_newline=newline,
+        classes_final_newline=final_newline,
+    )
+    params.validate()
+    return params
+
+
+def write_params(params: ParamSet, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write `params` as a BNN-PYNQ parameter folder, the whole folder atomically.
+
+    The folding is the one the layers carry (`Layer.pe`, `Layer.simd`).
+    ``bnn-meta.json`` is written when the set has a decision rule other than
+    the original's, or other metadata. The files are written into a folder
+    beside `folder`, which then takes its place: a reader sees the old set or
+    the new one, never a mix, and nothing of the old set survives. An
+    existing non-empty folder raises FileExistsError unless `overwrite`; one
+    holding anything but a parameter set's files always does (they would be lost).
+    """
+    params.validate()
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder}: exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{folder}: folder exists and is not empty (pass overwrite=True to replace it)")
+        foreign = sorted(e.name for e in folder.iterdir() if not _is_param_file(e))
+        if foreign:
+            raise FileExistsError(
+                f"{folder}: holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which is not "
+                "part of a parameter set; refusing to replace the folder (write to a new one)"
+            )
+    with replace_folder(folder) as tmp:
+        _write_files(params, tmp)
+    return folder
+
+
+def _is_param_file(entry: Path) -> bool:
+    return entry.is_file() and (bool(_FILE_RE.match(entry.name)) or entry.name in ("classes.txt", META_FILE))
+
+
+def _write_files(params: ParamSet, folder: Path) -> None:
+    for index, layer in enumerate(params.layers):
+        pe, simd = layer.pe, layer.simd
+        nf, sf = layer.mh // pe, layer.mw // simd
+        weights = np.ascontiguousarray(layer.weights, dtype=np.uint64)
+        place = np.uint64(1) << np.arange(simd, dtype=np.uint64)
+        for p in range(pe):
+            bits = weights[p::pe].reshape(nf, sf, simd)
+            words = (bits * place).sum(axis=2, dtype=np.uint64)
+            (folder / f"{index}-{p}-weights.bin").write_bytes(words.astype("<u8").tobytes())
+            (folder / f"{index}-{p}-thres.bin").write_bytes(layer.thresholds[p::pe].astype("<i8").tobytes())
+    nl = params.classes_newline
+    text = nl.join(params.classes) + (nl if params.classes_final_newline else "")
+    (folder / "classes.txt").write_bytes(text.encode("utf-8"))
+    meta = dict(params.metadata)
+    simd = [layer.simd for layer in params.layers]
+    if meta or params.decision != "highest_bit" or tuple(simd) != params.spec.simd:
+        meta.update(network=params.network, decision=params.decision, simd=simd)
+        (folder / META_FILE).write_bytes((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
