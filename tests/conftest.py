@@ -21,6 +21,8 @@ SHARED = Path(os.environ.get("BNN_SHARED", Path(__file__).resolve().parents[1].p
 MNIST = SHARED / "data" / "mnist"
 ORIGINAL = SHARED / "data" / "bnn-pynq-params" / "mnist"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: Correct classes of the shipped "mnist" sets on the 10,000 MNIST test images (the model card's figures).
+SHIPPED_CORRECT = {"lfcW1A1": 9884, "lfcW1A2": 9903}
 
 # CI explores the same examples every run (a failure there is reproducible);
 # elsewhere hypothesis explores new ones each time.
@@ -69,6 +71,30 @@ def runtime_ids() -> list[tuple[str, str | None]]:
 def runtime(request):
     """(runtime name, kernel) for every runtime and kernel."""
     return request.param
+
+
+def literal_forward(params: ParamSet, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The spec's arithmetic in integers, written apart from every runtime: last-layer (N, C) scores and bits.
+
+    W1A1 counts agreements of bits (XNOR-popcount) directly; W1A2 sums
+    weight x activation; thresholds are the stored ones wrapped to int16.
+    An oracle for the reference itself, small batches only (int64 products).
+    """
+    x = np.zeros((len(images), params.layers[0].mw), dtype=np.int64)
+    x[:, :784] = images.reshape(len(images), 784) >= 128  # bits; padding columns stay 0 (value -1)
+    values = 2 * x - 1
+    for i, layer in enumerate(params.layers):
+        w = layer.weights.astype(np.int64)
+        t = (layer.thresholds.astype(np.int64) + 32768) % 65536 - 32768
+        if params.activation_bits == 1:
+            acc = x @ w.T + (1 - x) @ (1 - w).T  # agreements
+        else:
+            acc = values @ (2 * w - 1).T
+        above = [acc > t[:, k] for k in range(t.shape[1])]
+        x = above[0].astype(np.int64)
+        values = 2 * x - 1 if len(above) == 1 else above[0].astype(np.int64) + above[1] - 1
+    c = len(params.classes)
+    return acc[:, :c], above[0][:, :c]
 
 
 def random_params(

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import gzip
 
+import os
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,25 @@ def test_round_trip(tmp_path, dtype, suffix):
     back = idx.read_idx(path)
     assert back.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(back, arr)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "int32", "float32", "float64"])
+def test_wide_types_come_back_in_native_order_even_when_mapping_is_asked(tmp_path, dtype):
+    arr = np.arange(24, dtype=dtype).reshape(2, 3, 4)
+    back = idx.read_idx(idx.write_idx(tmp_path / "w-idx3", arr), mmap=True)
+    assert back.dtype == np.dtype(dtype) and back.dtype.isnative
+    np.testing.assert_array_equal(back, arr)
+
+
+@pytest.mark.parametrize("dims", [(2**32 - 1, 2**32 - 1, 2**32 - 1), (2**31, 2**31, 4), (1 << 20, 1 << 20, 1 << 20)])
+def test_absurd_headers_are_idx_errors(tmp_path, dims):
+    # Sizes that wrap around in int64 must not look small: exact arithmetic, then IdxError.
+    path = tmp_path / "absurd-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 0x0C, 3]) + np.array(dims, ">u4").tobytes() + b"\0" * 64)
+    with pytest.raises(IdxError, match="truncated"):
+        idx.read_idx(path)
+    with pytest.raises(IdxError):
+        idx.read_idx(path, mmap=True)
 
 
 def test_memory_mapped_read(tmp_path):
@@ -119,10 +140,22 @@ def test_labels_reject_images(tmp_path):
         idx.read_labels(path)
 
 
-def test_write_is_atomic_and_keeps_old_file_on_error(tmp_path):
+def test_unsupported_dtype_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="IDX cannot hold dtype complex128"):
+        idx.write_idx(tmp_path / "c", np.ones(3, dtype=complex))
+
+
+def test_write_interrupted_mid_body_keeps_the_old_file(tmp_path, monkeypatch):
     path = idx.write_idx(tmp_path / "keep", np.ones(3, dtype=np.uint8))
     before = path.read_bytes()
-    with pytest.raises(ValueError, match="IDX cannot hold dtype complex128"):
-        idx.write_idx(path, np.ones(3, dtype=complex))
+    real_fsync = os.fsync
+
+    def fail_after_header(fd):  # the header and body are written; the failure comes before the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", fail_after_header)
+    with pytest.raises(KeyboardInterrupt):
+        idx.write_idx(path, np.zeros(1000, dtype=np.uint8))
+    monkeypatch.setattr(os, "fsync", real_fsync)
     assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["keep"]
+    assert [p.name for p in tmp_path.iterdir()] == ["keep"]  # no temporary file left

@@ -4,7 +4,7 @@ import filecmp
 
 import numpy as np
 import pytest
-from conftest import random_params
+from conftest import SHIPPED_CORRECT, random_params
 
 import bnn
 from bnn.errors import ParamsError, ParamsNotFoundError, UnknownNameError
@@ -142,3 +142,11 @@ def test_overwrite_refuses_a_folder_with_other_files(original_dir, tmp_path):
     with pytest.raises(FileExistsError, match="notes.txt, which is not part of a parameter set"):
         write_params(read_params(original_dir / "lfcW1A1"), folder, overwrite=True)
     assert (folder / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("network", ["lfcW1A1", "lfcW1A2"])
+def test_shipped_sets_golden_accuracy(mnist_test, network):
+    # The model card's figures, exactly: a changed set or arithmetic shows here first.
+    images, labels = mnist_test
+    clf = bnn.Classifier(network, bnn.params.package_params_dir() / "mnist" / network)
+    assert int((clf.predict(images) == labels).sum()) == SHIPPED_CORRECT[network]

@@ -77,14 +77,14 @@ class LfcClassifier(Classifier):
         self._print_timing(1)
         return int(classes[0])
 
-    def classify_mnists(self, source) -> list[int]:
-        """Classes of all images of an IDX3 file (or an (N, 28, 28) / (N, 784) uint8 array)."""
+    def classify_mnists(self, source) -> np.ndarray:
+        """Classes of all images of an IDX3 file (or an (N, 28, 28) / (N, 784) uint8 array), int32 (N,) as the original."""
         if isinstance(source, (str, os.PathLike)):
             classes = self.predict_file(source)
         else:
             classes = self.predict(source)
         self._print_timing(len(classes))
-        return classes.tolist()
+        return np.asarray(classes, dtype=np.int32)
 
     def _print_timing(self, n: int) -> None:
         if not self.verbose:

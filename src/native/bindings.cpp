@@ -6,6 +6,7 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,14 @@ nb::ndarray<nb::numpy, T> owned(std::size_t n0, std::size_t n1 = 1) {
     return nb::ndarray<nb::numpy, T>(data, N, shape, owner);
 }
 
+// Layer sizes go to the kernels as int; a dimension that does not fit is refused, not wrapped.
+int checked_int(std::size_t v, std::size_t layer, const char* what) {
+    if (v > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+        throw nb::value_error(("layer " + std::to_string(layer) + ": " + what + " of " + std::to_string(v) +
+                               " is too large").c_str());
+    return static_cast<int>(v);
+}
+
 class PyNetwork {
 public:
     PyNetwork(const std::vector<std::tuple<Bits2D, Thresholds2D>>& layers, int activation_bits, int n_classes,
@@ -38,8 +47,8 @@ public:
             const auto& [w, t] = layers[l];
             if (t.shape(0) != w.shape(0))
                 throw nb::value_error(("layer " + std::to_string(l) + ": thresholds rows != weight rows").c_str());
-            inputs.push_back({w.data(), t.data(), static_cast<int>(w.shape(0)), static_cast<int>(w.shape(1)),
-                              static_cast<int>(t.shape(1))});
+            inputs.push_back({w.data(), t.data(), checked_int(w.shape(0), l, "rows"),
+                              checked_int(w.shape(1), l, "columns"), checked_int(t.shape(1), l, "thresholds per row")});
         }
         net_ = std::make_unique<bnn::Network>(inputs, activation_bits, n_classes, pixels, kernel);
     }

@@ -16,6 +16,7 @@ namespace {
 // Images per tile: a tile's activations (18 KiB for two planes of 1024
 // bits) stay in L1 while each block of 32 neurons' weights is reused over it.
 constexpr std::size_t kTile = 72;  // a multiple of the AVX-512 kernel's 6-image block
+constexpr int kMaxThreads = 256;  // far above any core count this runs on; bounds threads and scratch
 constexpr std::size_t kAlignWords = 8;  // 64 bytes
 constexpr std::int32_t kNever = 1 << 28;  // beyond any popcount of any layer
 
@@ -33,8 +34,10 @@ std::vector<Kernel> available_kernels() {
     std::vector<Kernel> out;
 #if defined(BNN_HAVE_X86_KERNELS)
     __builtin_cpu_init();
+    // Every feature the AVX-512 kernel's file is compiled with (-mavx512f/bw/vl/vpopcntdq), or an
+    // instruction the CPU lacks could be emitted anywhere in it.
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vpopcntdq"))
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq"))
         out.push_back({"avx512", kernels::layer_avx512, kernels::pack_avx512});
     if (__builtin_cpu_supports("avx2")) out.push_back({"avx2", kernels::layer_avx2, kernels::pack_avx2});
 #endif
@@ -174,7 +177,10 @@ void Network::run_tile(const std::uint8_t* images, std::size_t n, bool argmax, c
 void Network::run(const std::uint8_t* images, std::size_t n, int threads, bool argmax, const Outputs& out) const {
     if (n == 0) return;
     const std::size_t tiles = (n + kTile - 1) / kTile;
-    const std::size_t workers = std::max<std::size_t>(1, std::min<std::size_t>(threads < 1 ? 1 : threads, tiles));
+    // One worker per tile at most, and never more than kMaxThreads (each costs a thread and its scratch);
+    // the Python layer caps `threads` to the cores the process may use before it gets here.
+    const std::size_t asked = static_cast<std::size_t>(std::clamp(threads, 1, kMaxThreads));
+    const std::size_t workers = std::min(asked, tiles);
     const std::size_t stride = stride_words();
     const std::size_t neurons = static_cast<std::size_t>(layers_.back().view.groups) * kernels::kLanes;
     // Scratch is allocated here, before any thread starts, so that an

@@ -41,7 +41,8 @@ public:
     Network(const std::vector<LayerInput>& layers, int activation_bits, int n_classes, int pixels,
             const std::string& kernel);
 
-    // Classify n images of `pixels` bytes each on up to `threads` threads.
+    // Classify n images of `pixels` bytes each on up to `threads` threads (clamped to 1..256, and to
+    // one per tile of 72 images).
     void run(const std::uint8_t* images, std::size_t n, int threads, bool argmax, const Outputs& out) const;
 
     const char* kernel_name() const { return kernel_.name; }
