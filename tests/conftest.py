@@ -83,7 +83,7 @@ def literal_forward(params: ParamSet, images: np.ndarray) -> tuple[np.ndarray, n
     x = np.zeros((len(images), params.layers[0].mw), dtype=np.int64)
     x[:, :784] = images.reshape(len(images), 784) >= 128  # bits; padding columns stay 0 (value -1)
     values = 2 * x - 1
-    for i, layer in enumerate(params.layers):
+    for layer in params.layers:
         w = layer.weights.astype(np.int64)
         t = (layer.thresholds.astype(np.int64) + 32768) % 65536 - 32768
         if params.activation_bits == 1:

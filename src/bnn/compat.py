@@ -78,7 +78,9 @@ class LfcClassifier(Classifier):
         return int(classes[0])
 
     def classify_mnists(self, source) -> np.ndarray:
-        """Classes of all images of an IDX3 file (or an (N, 28, 28) / (N, 784) uint8 array), int32 (N,) as the original."""
+        """Classes of all images of an IDX3 file (or an (N, 28, 28) / (N, 784) uint8 array).
+
+        An int32 array of shape (N,), as the original returns."""
         if isinstance(source, (str, os.PathLike)):
             classes = self.predict_file(source)
         else:
