@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import MNIST, need
 
 import bnn
+from bnn.datasets import MNIST_FILES
 
 BNN = Path(sys.executable).parent / "bnn"
 
@@ -98,3 +101,119 @@ def test_usage_error_exit_code():
 def test_info_names_kernels():
     out = run("info").stdout
     assert f"kernels: {bnn.runtimes.native.available_kernels()}" in out
+
+
+def _hide(tmp_path, module: str) -> dict:
+    """Environment in which `import module` fails as if it were not installed."""
+    fake = tmp_path / "hidden" / module
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(f"raise ImportError('{module} hidden by the test')\n")
+    return {"PYTHONPATH": str(fake.parent)}
+
+
+def test_bench_quick_reports_every_runtime(original_dir, tmp_path):
+    report = tmp_path / "BENCH.md"
+    run("bench", "--quick", "--data", MNIST, "--params-dir", original_dir, "--output", report)
+    text = report.read_text()
+    kernels = ["numpy", *bnn.runtimes.native.available_kernels()]
+    for network in ("lfcW1A1", "lfcW1A2"):
+        rows = [
+            line for line in text.splitlines() if line.startswith((f"| {network} | reference", f"| {network} | native"))
+        ]
+        assert {row.split("|")[3].strip() for row in rows} == set(kernels)
+        assert all(row.rstrip(" |").endswith("yes") for row in rows)  # every row exact
+
+
+def test_download_then_demo_from_the_cache(tmp_path):
+    cache = tmp_path / "cache"
+    paths = run("download", "mnist", "--cache-dir", cache / "bnn", "--url", need(MNIST)).stdout.split()
+    assert [Path(p).name for p in paths] == [f"{stem}.gz" for stem in MNIST_FILES]
+    env = {"XDG_CACHE_HOME": str(cache), "BNN_DATA": ""}
+    out = run("demo", env=env).stdout
+    assert "Accuracy lfcW1A1:" in out and "Accuracy lfcW1A2:" in out
+
+
+def test_missing_data_says_how_to_get_it(tmp_path):
+    proc = run("demo", env={"XDG_CACHE_HOME": str(tmp_path), "BNN_DATA": ""}, check=False)
+    assert proc.returncode == 1
+    assert "t10k-images-idx3-ubyte[.gz] not found" in proc.stderr and "bnn download mnist" in proc.stderr
+
+
+def test_evaluate_plot_without_matplotlib_is_a_clear_error(original_dir, tmp_path):
+    proc = run(
+        "evaluate",
+        "-p",
+        original_dir,
+        "--data",
+        MNIST,
+        "--plot",
+        tmp_path / "cm.png",
+        env=_hide(tmp_path, "matplotlib"),
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == "Error: plots need matplotlib: pip install 'bitexact-bnn[plot]'"
+
+
+def test_train_then_export_through_the_cli_without_matplotlib(tmp_path):
+    pytest.importorskip("torch")
+    data = _tiny_idx_dataset(tmp_path / "data")
+    out, export = tmp_path / "run", tmp_path / "export"
+    trained = run(
+        "train",
+        "--data",
+        data,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "50",
+        "--threads",
+        "1",
+        "--validation",
+        "50",
+        "--classes",
+        data / "classes.txt",
+        "--out",
+        out,
+        "--export",
+        export,
+        env=_hide(tmp_path, "matplotlib"),
+    ).stdout
+    assert f"exported {export}" in trained and "epoch" in trained
+    assert not (out / "curves.png").exists()  # no matplotlib: no curves, but the set is written
+    again = tmp_path / "again"
+    assert run("export", out, again).stdout.strip() == f"wrote {again}"
+    for f in export.iterdir():  # the command exports the same selected epoch, byte for byte
+        assert (again / f.name).read_bytes() == f.read_bytes()
+
+
+def test_export_of_a_folder_without_checkpoint_is_one_line(tmp_path):
+    proc = run("export", tmp_path, tmp_path / "x", check=False)
+    assert proc.returncode == 1
+    assert (
+        proc.stderr.strip()
+        == f"Error: {tmp_path / 'checkpoint.pt'}: no checkpoint in this folder (is it a training run folder?)"
+    )
+
+
+def test_evaluate_checks_labels_before_inference(original_dir, mnist_test, tmp_path):
+    images = bnn.idx.write_idx(tmp_path / "i-idx3-ubyte", mnist_test[0][:5])
+    labels = bnn.idx.write_idx(tmp_path / "l-idx1-ubyte", np.array([1, 2, 3, 4, 11], np.uint8))
+    proc = run("evaluate", "-p", original_dir, "--images", images, "--labels", labels, check=False)
+    assert proc.returncode == 1 and "label 11 but the parameter set has 10 classes" in proc.stderr
+    assert "us per image" not in proc.stdout  # refused before anything was classified
+
+
+def _tiny_idx_dataset(folder: Path) -> Path:
+    """MNIST-named IDX files of 3 classes of bars, and their classes.txt."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    for stem, n in (("train", 300), ("t10k", 60)):
+        labels = rng.integers(0, 3, n).astype(np.uint8)
+        images = (rng.random((n, 28, 28)) < 0.1).astype(np.uint8) * 255
+        for i, c in enumerate(labels):
+            images[i, 4 + 7 * c : 8 + 7 * c, 4:24] = 220
+        bnn.idx.write_idx(folder / f"{stem}-images-idx3-ubyte.gz", images)
+        bnn.idx.write_idx(folder / f"{stem}-labels-idx1-ubyte.gz", labels)
+    (folder / "classes.txt").write_text("top\nmiddle\nbottom\n")
+    return folder

@@ -2,7 +2,7 @@
 # Reproduce the shipped parameter sets from scratch: both networks side by
 # side, one thread each, on a 2-core machine (about 110 minutes). Run from
 # the repository root with ../shared beside it, after
-#   pip install torch==2.13.0 '.[train,cli]'
+#   pip install torch==2.13.0 '.[train]'
 # Each run resumes from its checkpoint if interrupted; logs go to training/.
 set -euo pipefail
 cd "$(dirname "$0")/.."

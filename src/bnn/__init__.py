@@ -4,10 +4,18 @@
     >>> clf = bnn.LfcClassifier(bnn.NETWORK_LFCW1A1, "mnist", bnn.RUNTIME_HW)
     >>> clf.classify_mnists("t10k-images-idx3-ubyte.gz")
 
-Modules: `bnn.idx` (IDX files), `bnn.params` (parameter folders),
-`bnn.reference` (numpy runtime, the specification), `bnn.native` (C++
-kernels), `bnn.classifier` (`Classifier`), `bnn.compat` (the original API),
-`bnn.bits` (bit conventions).
+The layout, bottom up (imports only point down; tests/test_layout.py checks):
+
+- `bnn.bits` (bit conventions and the arithmetic's rules), `bnn.errors`,
+  `bnn.paramset` (the data model of a parameter set), `bnn.metrics`;
+- `bnn.formats`: `idx` (IDX files), `images` (pictures), `folders`
+  (labelled picture folders), `pynq` (BNN-PYNQ parameter folders);
+  `bnn.params` finds sets by name; `bnn.datasets` fetches MNIST;
+- `bnn.runtimes`: `reference` (numpy, the specification), `native` (C++
+  kernels), one `Runtime` protocol and one factory;
+- `bnn.classifier` (`Classifier`), `bnn.compat` (the original's API),
+  `bnn.train` (PyTorch training and exact export);
+- applications: `bnn.cli`, `bnn.bench`, `bnn.plot`.
 """
 
 from __future__ import annotations

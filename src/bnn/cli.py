@@ -19,6 +19,7 @@ from .classifier import Classifier
 from .datasets import mnist_file
 from .errors import BnnError
 from .formats import idx
+from .formats.folders import is_folder_dataset, labelled_pictures
 from .metrics import confusion_matrix
 from .paramset import DECISION_RULES, NETWORKS
 from .runtimes import RUNTIMES
@@ -84,19 +85,23 @@ def demo(data, params):
 
 
 def _load_inputs(paths: tuple[str, ...]):
-    """(names, images (N, 28, 28) uint8) from IDX files, image files and folders of images."""
+    """(names, images (N, 28, 28) uint8) from IDX files, image files and folders of images.
+
+    A folder's pictures are taken from it and its subfolders (a class-folder
+    dataset, so the path names each picture's class), in sorted order.
+    """
+    from .formats.folders import decode
     from .formats.images import IMAGE_SUFFIXES, load_image
 
     names, arrays = [], []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
-                _fail(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
-            for f in files:
-                names.append(str(f))
-                arrays.append(load_image(f)[None])
+                _fail(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder or its subfolders")
+            names += [str(f) for f in files]
+            arrays.append(decode(files, progress=len(files) > 1000, desc=path.name))
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             names.append(str(path))
             arrays.append(load_image(path)[None])
@@ -154,19 +159,29 @@ def classify(paths, network, params, runtime, kernel, decision, as_json, as_csv)
     "--plot", type=click.Path(), help="Save the confusion matrix here (PNG) and misclassified digits beside it."
 )
 def evaluate(network, params, runtime, kernel, decision, data, images, labels, plot):
-    """Accuracy, per-class accuracy and confusion matrix on a labelled test set."""
-    images_path = Path(images) if images else mnist_file("t10k-images-idx3-ubyte", data)
-    labels_path = Path(labels) if labels else mnist_file("t10k-labels-idx1-ubyte", data)
-    # Labels and the images' header are checked before any inference; the images are streamed.
-    y = idx.read_labels(labels_path)
-    n_images = idx.read_header(images_path).shape[0]
-    if n_images != len(y):
-        _fail(f"{images_path}: {n_images} images but {labels_path} has {len(y)} labels")
+    """Accuracy, per-class accuracy and confusion matrix on a labelled test set.
+
+    The test set is MNIST (--data, or --images and --labels as IDX files) or
+    a folder of class subfolders of pictures (its test/ when it has one).
+    """
     clf = Classifier(network, params, runtime, kernel=kernel, decision=decision)
     n = len(clf.classes)
-    if len(y) and y.max() >= n:
-        _fail(f"{labels_path}: label {y.max()} but the parameter set has {n} classes")
-    pred = clf.predict_file(images_path, progress=True)
+    if data is not None and not (images or labels) and is_folder_dataset(data):
+        x, y, _ = labelled_pictures(data, clf.classes)
+        pred = clf.predict(x)
+        pick = lambda wrong: x[wrong]  # noqa: E731 - the pictures are in memory already
+    else:
+        images_path = Path(images) if images else mnist_file("t10k-images-idx3-ubyte", data)
+        labels_path = Path(labels) if labels else mnist_file("t10k-labels-idx1-ubyte", data)
+        # Labels and the images' header are checked before any inference; the images are streamed.
+        y = idx.read_labels(labels_path)
+        n_images = idx.read_header(images_path).shape[0]
+        if n_images != len(y):
+            _fail(f"{images_path}: {n_images} images but {labels_path} has {len(y)} labels")
+        if len(y) and y.max() >= n:
+            _fail(f"{labels_path}: label {y.max()} but the parameter set has {n} classes")
+        pred = clf.predict_file(images_path, progress=True)
+        pick = lambda wrong: _pick_images(images_path, wrong)  # noqa: E731
     correct = int((pred == y).sum())
     click.echo(f"{network} {clf.params.source} ({clf.runtime}/{clf.kernel}, decision {clf.decision})")
     click.echo(f"accuracy: {correct}/{len(y)} = {100 * correct / max(len(y), 1):.2f} %")
@@ -176,14 +191,17 @@ def evaluate(network, params, runtime, kernel, decision, data, images, labels, p
         "per class: " + "  ".join(f"{clf.classes[c]}: {100 * cm[c, c] / max(cm[c].sum(), 1):.1f}%" for c in range(n))
     )
     click.echo("confusion matrix (rows: true, columns: predicted):")
+    label = max(len(c) for c in clf.classes)
+    cell = max(5, label)
+    click.echo(f"  {'':>{label}} " + " ".join(f"{c:>{cell}}" for c in clf.classes))
     for c in range(n):
-        click.echo(f"  {clf.classes[c]:>3} " + " ".join(f"{v:5d}" for v in cm[c]))
+        click.echo(f"  {clf.classes[c]:>{label}} " + " ".join(f"{v:{cell}d}" for v in cm[c]))
     if plot:
         from . import plot as plots
 
         path = plots.confusion_matrix(cm, clf.classes, plot, title=f"{network}: {100 * correct / max(len(y), 1):.2f} %")
         wrong = np.flatnonzero(pred != y)
-        shown = _pick_images(images_path, wrong[:40])
+        shown = pick(wrong[:40])
         grid = plots.misclassified_grid(
             shown, y[wrong], pred[wrong], clf.classes, path.with_name(path.stem + "-errors.png")
         )
@@ -237,12 +255,19 @@ def bench(quick, output, data, params_dir, big_file):
 @click.option("--label-smoothing", default=0.0, show_default=True)
 @click.option("--distill", default=0.0, show_default=True, help="Weight of distillation from a float CNN teacher.")
 @click.option("--threads", default=None, type=int, help="Torch threads (default: all).")
-@data_option
+@click.option(
+    "--data",
+    default=None,
+    help="MNIST IDX folder (default: $BNN_DATA, else the download cache) or a folder of class subfolders of pictures.",
+)
 @click.option("--train-images", default=None)
 @click.option("--train-labels", default=None)
 @click.option("--test-images", default=None)
 @click.option("--test-labels", default=None)
 @click.option("--classes", "classes_file", default=None, type=click.Path(), help="File with one class name per line.")
+@click.option(
+    "--test-fraction", default=0.2, show_default=True, help="Pictures held out for testing (folder data without test/)."
+)
 @click.option("--out", required=True, type=click.Path(), help="Run folder: checkpoint, history, curves (resumes).")
 @click.option("--export", "export_dir", default=None, type=click.Path(), help="Write the parameter folder here.")
 @click.option("--overwrite", is_flag=True, help="Replace the files of an existing --export folder.")
@@ -263,24 +288,36 @@ def train(
     test_images,
     test_labels,
     classes_file,
+    test_fraction,
     out,
     export_dir,
     overwrite,
 ):
-    """Train an LFC network (needs torch) and export a parameter folder."""
+    """Train an LFC network (needs torch) and export a parameter folder.
+
+    --data is a folder of MNIST IDX files, or a folder of pictures: one
+    subfolder per class (the folder names are the class names), or train/
+    and test/ organised so; without test/, --test-fraction of each class is
+    held out for testing.
+    """
     from .params import write_params
     from .train import TrainConfig
     from .train import train as run_training
 
-    files = {
-        "train_images": train_images or str(mnist_file("train-images-idx3-ubyte", data)),
-        "train_labels": train_labels or str(mnist_file("train-labels-idx1-ubyte", data)),
-        "test_images": test_images or str(mnist_file("t10k-images-idx3-ubyte", data)),
-        "test_labels": test_labels or str(mnist_file("t10k-labels-idx1-ubyte", data)),
-    }
     kwargs = {}
-    if classes_file:
-        kwargs["classes"] = [line.strip() for line in Path(classes_file).read_text().splitlines() if line.strip()]
+    if data is not None and is_folder_dataset(data):
+        if any((train_images, train_labels, test_images, test_labels, classes_file)):
+            _fail(f"{data}: a folder of pictures names its own classes and test set; drop the IDX options")
+        kwargs = {"data": str(data), "test_fraction": test_fraction}
+    else:
+        kwargs = {
+            "train_images": train_images or str(mnist_file("train-images-idx3-ubyte", data)),
+            "train_labels": train_labels or str(mnist_file("train-labels-idx1-ubyte", data)),
+            "test_images": test_images or str(mnist_file("t10k-images-idx3-ubyte", data)),
+            "test_labels": test_labels or str(mnist_file("t10k-labels-idx1-ubyte", data)),
+        }
+        if classes_file:
+            kwargs["classes"] = [line.strip() for line in Path(classes_file).read_text().splitlines() if line.strip()]
     config = TrainConfig(
         network=network,
         epochs=epochs,
@@ -292,7 +329,6 @@ def train(
         label_smoothing=label_smoothing,
         distill=distill,
         threads=threads,
-        **files,
         **kwargs,
     )
 
@@ -306,11 +342,11 @@ def train(
 
     result = run_training(config, out, on_epoch=report)
     folder = write_params(result.params, export_dir or Path(out) / "params", overwrite=overwrite or not export_dir)
-    clf = Classifier(network, result.params)
-    x = idx.read_images(files["test_images"])
-    y = idx.read_labels(files["test_labels"])
-    acc = 100 * float(np.mean(clf.predict(x) == y))
-    click.echo(f"exported {folder}: {acc:.2f} % on {files['test_images']} ({clf.kernel}, decision {clf.decision})")
+    selected = result.params.metadata.get("epoch_selected")
+    click.echo(
+        f"exported {folder}: {100 * result.test_accuracy:.2f} % on the test images "
+        f"(epoch {selected} of {len(result.history)}, decision {result.params.decision})"
+    )
 
 
 @cli.command()

@@ -65,8 +65,9 @@ def find_params(network: str, name: str | os.PathLike, params_path=None) -> Path
 
     `name` is a set name ("mnist") looked up as ``<place>/<name>/<network>``
     in `search_path`, or a path: a parameter folder, or a set folder with a
-    ``<network>`` folder inside. ParamsNotFoundError
-    lists every place tried.
+    ``<network>`` folder inside. A simple name found nowhere on the search
+    path may still be such a folder in the current directory.
+    ParamsNotFoundError lists every place tried.
     """
     network_spec(network)
     if not _is_simple_name(str(name)):
@@ -81,6 +82,11 @@ def find_params(network: str, name: str | os.PathLike, params_path=None) -> Path
         candidate = place / str(name) / network
         tried.append(candidate)
         if candidate.is_dir():
+            return candidate
+    # Not a set name: a folder of that name here, as a user who just exported one would expect.
+    for candidate in (Path(name) / network, Path(name)):
+        tried.append(candidate)
+        if (candidate / "classes.txt").is_file():
             return candidate
     raise ParamsNotFoundError(
         f"parameter set {str(name)!r} for {network} not found; tried:\n  "

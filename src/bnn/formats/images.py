@@ -6,7 +6,7 @@ or drawing of a digit gets the same treatment: grayscale, inverted when it
 is dark on light, cropped to the digit, scaled to 20 pixels on its longer
 side, centred by mass. Needs Pillow (``pip install 'bitexact-bnn[images]'``).
 
-    >>> from bnn.images import load_image
+    >>> from bnn.formats.images import load_image
     >>> digit = load_image("seven.png")          # (28, 28) uint8
     >>> clf.predict(digit[None])
 """
@@ -20,7 +20,11 @@ import numpy as np
 
 from ..errors import ImageError, MissingExtraError
 
-__all__ = ["IMAGE_SUFFIXES", "load_image", "to_mnist"]
+__all__ = ["IMAGE_SUFFIXES", "PREPROCESSING", "load_image", "to_mnist"]
+
+#: Names the preprocessing `load_image` applies; recorded in sets trained on pictures, so that
+#: whoever classifies with them knows what their inputs went through.
+PREPROCESSING = "bnn.formats.images.load_image: grayscale, light on dark, cropped, 20x20 box, centred by mass in 28x28"
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 # Pixels brighter than this fraction of the brightest one belong to the digit's box.
