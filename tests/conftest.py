@@ -21,6 +21,10 @@ SHARED = Path(os.environ.get("BNN_SHARED", Path(__file__).resolve().parents[1].p
 MNIST = SHARED / "data" / "mnist"
 ORIGINAL = SHARED / "data" / "bnn-pynq-params" / "mnist"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+try:  # the torch runtime is tested wherever torch is installed (CI installs it)
+    import torch as TORCH
+except ImportError:
+    TORCH = None
 #: Correct classes of the shipped "mnist" sets on the 10,000 MNIST test images (the model card's figures).
 SHIPPED_CORRECT = {"lfcW1A1": 9884, "lfcW1A2": 9903}
 
@@ -61,15 +65,26 @@ def original(request, original_dir):
 
 
 def runtime_ids() -> list[tuple[str, str | None]]:
-    """("reference", None) plus ("native", kernel) for every kernel this CPU runs."""
+    """(runtime, option) for every runtime here: ("reference", None), ("native", kernel) for every kernel
+    this CPU runs, ("torch", device) for the CPU and, where torch sees one, the CUDA GPU."""
     if not native.is_available() and (IN_CI or os.environ.get("BNN_REQUIRE_NATIVE")):
         raise RuntimeError("the native extension is not built, but CI requires it")
-    return [("reference", None)] + [("native", k) for k in native.available_kernels()]
+    ids = [("reference", None)] + [("native", k) for k in native.available_kernels()]
+    if TORCH is not None:
+        ids.append(("torch", "cpu"))
+        if TORCH.cuda.is_available():
+            ids.append(("torch", "cuda"))
+    return ids
+
+
+def options(name: str, option: str | None) -> dict:
+    """The keyword that `option` of `runtime_ids` is for `name`: a native kernel or a torch device."""
+    return {"native": {"kernel": option}, "torch": {"device": option}}.get(name, {})
 
 
 @pytest.fixture(params=runtime_ids(), ids=lambda r: r[1] or r[0])
 def runtime(request):
-    """(runtime name, kernel) for every runtime and kernel."""
+    """(runtime name, kernel or device) for every runtime, kernel and device."""
     return request.param
 
 

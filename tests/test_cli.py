@@ -217,3 +217,11 @@ def _tiny_idx_dataset(folder: Path) -> Path:
         bnn.idx.write_idx(folder / f"{stem}-labels-idx1-ubyte.gz", labels)
     (folder / "classes.txt").write_text("top\nmiddle\nbottom\n")
     return folder
+
+
+def test_classify_on_the_torch_runtime_matches_native(original_dir, mnist_test, tmp_path):
+    pytest.importorskip("torch")
+    path = bnn.idx.write_idx(tmp_path / "five-idx3-ubyte", mnist_test[0][:5])
+    native = run("classify", path, "-p", original_dir, "--json").stdout
+    torch_rows = run("classify", path, "-p", original_dir, "--json", "--runtime", "torch", "--device", "cpu").stdout
+    assert torch_rows == native  # classes, labels and scores alike

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import random_params, runtime_ids
+from conftest import options, random_params, runtime_ids
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -170,7 +170,7 @@ def test_native_parameter_geometry_fuzz(mh, mw0, nt, classes, bits):
 @pytest.mark.parametrize(("name", "kernel"), runtime_ids())
 def test_one_classifier_from_eight_threads(original, mnist_test, name, kernel):
     images = mnist_test[0][:3000]
-    clf = bnn.Classifier(original.network, original, name, kernel=kernel)
+    clf = bnn.Classifier(original.network, original, name, **options(name, kernel))
     serial = clf.infer(images)
     slices = [slice(i * 300, (i + 1) * 300 + 77) for i in range(8)]
     with ThreadPoolExecutor(8) as pool:
@@ -199,7 +199,7 @@ def _tasks() -> int:
 def test_ctrl_c_during_a_long_batch(original, name, kernel):
     if name == "native" and not native.is_available():
         pytest.skip("native runtime not built")
-    clf = bnn.Classifier(original.network, original, name, kernel=kernel)
+    clf = bnn.Classifier(original.network, original, name, **options(name, kernel))
     images = np.random.default_rng(0).integers(0, 256, (150_000, 784), dtype=np.uint8)  # tens of seconds of work
     clf.predict(images[:10])
     before = _tasks()
@@ -226,7 +226,7 @@ def _rss_mib() -> float:
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
 @pytest.mark.parametrize(("name", "kernel"), runtime_ids()[:2])
 def test_repeated_calls_do_not_grow_memory(original, mnist_test, name, kernel):
-    clf = bnn.Classifier(original.network, original, name, kernel=kernel)
+    clf = bnn.Classifier(original.network, original, name, **options(name, kernel))
     images = mnist_test[0][:4]
     calls = 10_000 if name == "native" else 1_000  # the reference is slow per call; it allocates only numpy arrays
     for _ in range(500):

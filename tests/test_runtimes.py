@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import literal_forward, random_params, runtime_ids
+from conftest import literal_forward, options, random_params, runtime_ids
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +18,9 @@ EXPECTED_CORRECT = {"lfcW1A1": 9840, "lfcW1A2": 9849}
 
 def run(params, runtime, images, rule=None):
     name, kernel = runtime
-    return make_runtime(params, name, kernel=kernel).run(np.ascontiguousarray(images.reshape(len(images), 784)), rule)
+    return make_runtime(params, name, **options(name, kernel)).run(
+        np.ascontiguousarray(images.reshape(len(images), 784)), rule
+    )
 
 
 def test_original_sets_on_mnist(original, runtime, mnist_test):
@@ -69,7 +71,7 @@ def test_random_parameter_sets(name, kernel, seed, network, hidden, n_classes, m
     # Bias some images to mostly dark/bright so that outputs vary widely.
     images[: n // 3] //= 2
     ref = ReferenceRuntime(params).run(images, rule)
-    out = make_runtime(params, name, kernel=kernel).run(images, rule)
+    out = make_runtime(params, name, **options(name, kernel)).run(images, rule)
     np.testing.assert_array_equal(out.scores, ref.scores)
     np.testing.assert_array_equal(out.bits, ref.bits)
     np.testing.assert_array_equal(out.classes, ref.classes)
@@ -157,14 +159,14 @@ def test_forced_kernel_via_environment(original, monkeypatch):
     ],
 )
 def test_bad_images(original, runtime, images, message):
-    clf = bnn.Classifier(original.network, original, runtime[0], kernel=runtime[1])
+    clf = bnn.Classifier(original.network, original, runtime[0], **options(*runtime))
     with pytest.raises(ImageError, match=message):
         clf.predict(images)
 
 
 def test_non_contiguous_images(original, runtime, mnist_test):
     images = mnist_test[0][:20]
-    clf = bnn.Classifier(original.network, original, runtime[0], kernel=runtime[1])
+    clf = bnn.Classifier(original.network, original, runtime[0], **options(*runtime))
     np.testing.assert_array_equal(clf.predict(images[::2]), clf.predict(np.ascontiguousarray(images[::2])))
     np.testing.assert_array_equal(clf.predict(images[:, ::-1, :][:, ::-1, :]), clf.predict(images))
 

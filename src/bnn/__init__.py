@@ -24,7 +24,15 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import errors, params
 from .classifier import Classifier
-from .compat import NETWORK_LFCW1A1, NETWORK_LFCW1A2, RUNTIME_HW, RUNTIME_SW, LfcClassifier, available_params
+from .compat import (
+    NETWORK_LFCW1A1,
+    NETWORK_LFCW1A2,
+    RUNTIME_HW,
+    RUNTIME_SW,
+    RUNTIME_TORCH,
+    LfcClassifier,
+    available_params,
+)
 from .formats import idx
 from .info import runtime_info
 
@@ -38,6 +46,7 @@ __all__ = [
     "NETWORK_LFCW1A2",
     "RUNTIME_HW",
     "RUNTIME_SW",
+    "RUNTIME_TORCH",
     "Classifier",
     "LfcClassifier",
     "available_params",

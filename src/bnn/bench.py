@@ -30,6 +30,7 @@ from .params import NETWORKS, find_params, read_params
 from .plot import ORIGINAL_USEC_PER_IMAGE
 from .runtimes import native
 from .runtimes.reference import ReferenceRuntime
+from .runtimes.torch import available_devices, torch_threads
 
 __all__ = ["BenchResult", "run_benchmarks"]
 
@@ -149,6 +150,10 @@ def run_benchmarks(
                 clf = Classifier(network, params, "native", kernel=kernel, threads=t)
                 count = n if kernel != "portable" or not quick else 2000
                 rows.append(_row(network, "native", kernel, t, clf.predict, flat[:count], expected, runs, log))
+        for device in available_devices():
+            clf = Classifier(network, params, "torch", device=device)
+            t = torch_threads() if device == "cpu" else "-"
+            rows.append(_row(network, "torch", clf.kernel, t, clf.predict, flat, expected, runs, log))
         if native.is_available():
             clf = Classifier(network, params, "native")
             one = flat[:1]

@@ -35,7 +35,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PIXEL_THRESHOLD", "accumulator_thresholds", "accumulators", "binarize_pixels", "decide", "dot_thresholds"]
+__all__ = [
+    "PIXEL_THRESHOLD",
+    "accumulator_thresholds",
+    "accumulators",
+    "activate",
+    "binarize_pixels",
+    "decide",
+    "dot_thresholds",
+]
 
 #: A pixel is bit 1 (value +1) when it is at least this bright.
 PIXEL_THRESHOLD = 128
@@ -74,10 +82,29 @@ def accumulator_thresholds(dot_thresholds: np.ndarray, mw: int, activation_bits:
     return np.floor_divide(dot_thresholds + mw, 2) if activation_bits == 1 else dot_thresholds
 
 
-def decide(scores: np.ndarray, bits: np.ndarray, rule: str) -> np.ndarray:
-    """Class per image from (N, C) accumulators and output bits, by `rule`; int32 (N,)."""
+def activate(acc, thresholds):
+    """A layer's outputs from its accumulators (N, MH) and thresholds (MH, NT): (values, first bits).
+
+    One threshold per neuron: the bit acc > T as the value +-1. Two: the
+    3-level value (acc > T0) + (acc > T1) - 1 in {-1, 0, +1}. The bits
+    acc > T0 are what the last layer reports. numpy arrays or torch tensors
+    (integer values; the caller casts them for its matrix product).
+    """
+    above = acc > thresholds[:, 0]
+    if thresholds.shape[1] == 1:
+        return above * 2 - 1, above
+    return above * 1 + (acc > thresholds[:, 1]) - 1, above
+
+
+def decide(scores, bits, rule: str):
+    """Class per image from (N, C) accumulators and output bits, by `rule`; int32 (N,).
+
+    numpy arrays or torch tensors on any device (the result is of the same kind).
+    """
     if rule == "argmax":
-        return np.argmax(scores, axis=1).astype(np.int32)
-    n_classes = bits.shape[1]
-    highest = n_classes - 1 - np.argmax(bits[:, ::-1], axis=1)
-    return np.where(bits.any(axis=1), highest, 0).astype(np.int32)
+        classes = scores.argmax(1)  # the first largest, in numpy and torch alike
+    else:
+        flipped = bits[:, ::-1] if isinstance(bits, np.ndarray) else bits.flip(1)
+        highest = bits.shape[1] - 1 - (flipped * 1).argmax(1)
+        classes = highest * bits.any(1)  # 0 when no bit is set
+    return classes.astype(np.int32) if isinstance(classes, np.ndarray) else classes.int()

@@ -49,6 +49,19 @@ def as_images(images, *, where: str = "images") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _is_tensor(images) -> bool:
+    return type(images).__name__ == "Tensor" and type(images).__module__.startswith("torch")
+
+
+def _check_tensor(images) -> None:
+    """ImageError unless `images` is a uint8 tensor of shape (N, 28, 28) or (N, 784)."""
+    if str(images.dtype) != "torch.uint8":
+        raise ImageError(f"images: expected uint8 pixels (0..255), got dtype {images.dtype}")
+    shape = tuple(images.shape)
+    if not (len(shape) == 3 and shape[1:] == (28, 28) or len(shape) == 2 and shape[1] == PIXELS):
+        raise ImageError(f"images: expected shape (N, 28, 28) or (N, 784), got {shape}")
+
+
 def _progress_bar(total: int, name: str):
     try:
         from tqdm.auto import tqdm
@@ -64,9 +77,10 @@ class Classifier:
     network: "lfcW1A1" or "lfcW1A2".
     params: a parameter-set name ("mnist", looked up by `bnn.params.find_params`),
         a folder path, or a `ParamSet`.
-    runtime: "native" (alias "python_hw") or "reference" (alias "python_sw").
+    runtime: "native" (alias "python_hw"), "reference" (alias "python_sw") or "torch".
     kernel: native kernel to force ("avx512", "avx2", "portable"); None picks the fastest.
     threads: native threads; None uses every core.
+    device: torch device for runtime="torch" ("cpu", "cuda", "cuda:1", "mps"); None: the best available.
     decision: "highest_bit" or "argmax"; None takes the parameter set's rule.
     params_path: extra folders to search for `params` names.
     """
@@ -81,6 +95,7 @@ class Classifier:
         threads: int | None = None,
         decision: str | None = None,
         params_path=None,
+        device: str | None = None,
     ):
         network_spec(network)
         if isinstance(params, ParamSet):
@@ -92,7 +107,7 @@ class Classifier:
         if decision is not None and decision not in DECISION_RULES:
             raise UnknownNameError(f"unknown decision rule {decision!r}; known: {', '.join(DECISION_RULES)}")
         self.decision = decision or self.params.decision
-        self._runtime = make_runtime(self.params, runtime, kernel=kernel, threads=threads)
+        self._runtime = make_runtime(self.params, runtime, kernel=kernel, threads=threads, device=device)
         #: Inference time per image of the last call, in microseconds (file reading excluded).
         self.usec_per_image: float | None = None
 
@@ -118,13 +133,36 @@ class Classifier:
     def class_name(self, index: int) -> str:
         return self.params.classes[index]
 
-    def infer(self, images) -> Outputs:
-        """Classes (N,) int32, scores (N, C) int32 (last-layer accumulators) and bits (N, C) bool."""
-        return self._timed(as_images(images), scores=True)
+    def infer(self, images, *, as_tensors: bool = False) -> Outputs:
+        """Classes (N,) int32, scores (N, C) int32 (last-layer accumulators) and bits (N, C) bool.
 
-    def predict(self, images) -> np.ndarray:
-        """Class index of each image, (N,) int32."""
-        return self._timed(as_images(images), scores=False).classes
+        `images` may be a torch tensor: on the torch runtime's device it is
+        used in place. `as_tensors` (torch runtime) returns torch tensors on
+        that device instead of numpy arrays.
+        """
+        return self._infer(images, scores=True, as_tensors=as_tensors)
+
+    def predict(self, images, *, as_tensors: bool = False) -> np.ndarray:
+        """Class index of each image, (N,) int32 (a tensor on the device with `as_tensors`)."""
+        return self._infer(images, scores=False, as_tensors=as_tensors).classes
+
+    def _infer(self, images, *, scores: bool, as_tensors: bool) -> Outputs:
+        on_device = hasattr(self._runtime, "run_tensor")  # the torch runtime
+        if as_tensors and not on_device:
+            raise UnknownNameError(f"as_tensors=True needs runtime='torch', not {self.runtime!r}")
+        if _is_tensor(images):
+            _check_tensor(images)
+            if not on_device:
+                images = images.cpu().numpy()
+        if not (on_device and (as_tensors or _is_tensor(images))):
+            return self._timed(as_images(images), scores=scores)
+        start = time.perf_counter()
+        out = self._runtime.run_tensor(images, self.decision)
+        out = out if as_tensors else Outputs(*(t.cpu().numpy() for t in out))
+        self._runtime.synchronize()  # the device's work is done when the time is taken
+        n = len(out.classes)
+        self.usec_per_image = (time.perf_counter() - start) * 1e6 / n if n else 0.0
+        return out
 
     def classify_image(self, image) -> int:
         """Class of one picture of a digit (path, PIL image or array), MNIST-style preprocessed (`bnn.images`)."""

@@ -48,6 +48,9 @@ data_option = click.option(
     "--data", default=None, help="Folder with the MNIST IDX files (default: $BNN_DATA, else the download cache)."
 )
 kernel_option = click.option("--kernel", default=None, help="Force a native kernel: avx512, avx2, portable.")
+device_option = click.option(
+    "--device", default=None, help="Torch device for --runtime torch: cpu, cuda, cuda:1, mps (default: the best)."
+)
 decision_option = click.option(
     "--decision", type=click.Choice(list(DECISION_RULES)), default=None, help="Override the set's rule."
 )
@@ -118,13 +121,14 @@ def _load_inputs(paths: tuple[str, ...]):
 @params_option
 @runtime_option
 @kernel_option
+@device_option
 @decision_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
-def classify(paths, network, params, runtime, kernel, decision, as_json, as_csv):
+def classify(paths, network, params, runtime, kernel, device, decision, as_json, as_csv):
     """Classify IDX files, PNG/JPEG images or folders of images."""
     names, images = _load_inputs(paths)
-    clf = Classifier(network, params, runtime, kernel=kernel, decision=decision)
+    clf = Classifier(network, params, runtime, kernel=kernel, device=device, decision=decision)
     out = clf.infer(images)
     rows = [
         {"input": name, "class": int(c), "label": clf.classes[c], "scores": s.tolist()}
@@ -151,6 +155,7 @@ def classify(paths, network, params, runtime, kernel, decision, as_json, as_csv)
 @params_option
 @runtime_option
 @kernel_option
+@device_option
 @decision_option
 @data_option
 @click.option("--images", type=click.Path(), help="IDX3 images (instead of --data).")
@@ -158,13 +163,13 @@ def classify(paths, network, params, runtime, kernel, decision, as_json, as_csv)
 @click.option(
     "--plot", type=click.Path(), help="Save the confusion matrix here (PNG) and misclassified digits beside it."
 )
-def evaluate(network, params, runtime, kernel, decision, data, images, labels, plot):
+def evaluate(network, params, runtime, kernel, device, decision, data, images, labels, plot):
     """Accuracy, per-class accuracy and confusion matrix on a labelled test set.
 
     The test set is MNIST (--data, or --images and --labels as IDX files) or
     a folder of class subfolders of pictures (its test/ when it has one).
     """
-    clf = Classifier(network, params, runtime, kernel=kernel, decision=decision)
+    clf = Classifier(network, params, runtime, kernel=kernel, device=device, decision=decision)
     n = len(clf.classes)
     if data is not None and not (images or labels) and is_folder_dataset(data):
         x, y, _ = labelled_pictures(data, clf.classes)

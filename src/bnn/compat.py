@@ -29,6 +29,7 @@ __all__ = [
     "NETWORK_LFCW1A2",
     "RUNTIME_HW",
     "RUNTIME_SW",
+    "RUNTIME_TORCH",
     "LfcClassifier",
     "available_params",
 ]
@@ -39,6 +40,8 @@ NETWORK_LFCW1A2 = "lfcW1A2"
 RUNTIME_HW = "python_hw"
 #: The numpy reference runtime (the original: software on the ARM core).
 RUNTIME_SW = "python_sw"
+#: Not in the original: the same arithmetic through PyTorch on its best device (pass device= to choose).
+RUNTIME_TORCH = "torch"
 
 
 def available_params(network: str, params_path=None) -> list[str]:

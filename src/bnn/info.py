@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import platform
 
-from .runtimes import native
+from .runtimes import native, requested_kernel
 
 __all__ = ["cpu_name", "runtime_info"]
 
@@ -23,14 +22,23 @@ def cpu_name() -> str:
 
 
 def runtime_info() -> dict:
-    """A dict: native (built?), kernels (fastest first), default_kernel (BNN_KERNEL honoured), threads, cpu."""
+    """A dict: native (built?), kernels (fastest first), default_kernel (BNN_KERNEL honoured), threads, cpu,
+    and torch: its version and the devices the torch runtime can use ("not installed" without it)."""
     kernels = native.available_kernels()
-    forced = os.environ.get("BNN_KERNEL") or None
     return {
         "native": native.is_available(),
         "kernels": kernels,
-        "default_kernel": forced or (kernels[0] if kernels else "numpy"),
+        "default_kernel": requested_kernel() or (kernels[0] if kernels else "numpy"),
         "threads": native.default_threads(),
         "cpu": cpu_name(),
         "machine": platform.machine(),
+        "torch": _torch_devices(),
     }
+
+
+def _torch_devices() -> str:
+    from .runtimes.torch import available_devices, torch
+
+    if torch is None:
+        return "not installed (the torch runtime needs it)"
+    return f"{torch.__version__}, devices: {', '.join(available_devices())}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bits import accumulators, binarize_pixels, decide
+from ..bits import accumulators, activate, binarize_pixels, decide
 from ..paramset import ParamSet
 from .base import Outputs
 
@@ -59,12 +59,10 @@ class ReferenceRuntime:
         x = 2.0 * binarize_pixels(images, mw0).astype(np.float32) - 1.0
         for weights, thresholds in zip(self._weights, self._thresholds):
             acc = accumulators((x @ weights).astype(np.int32), weights.shape[0], self.params.activation_bits)
-            above = [acc > thresholds[:, k] for k in range(thresholds.shape[1])]
-            # One threshold: a bit (+-1); two: a 3-level activation in {-1, 0, +1}.
-            x = (2.0 * above[0] - 1.0) if len(above) == 1 else (1.0 * above[0] + above[1] - 1.0)
-            x = x.astype(np.float32)
+            values, bits = activate(acc, thresholds)
+            x = values.astype(np.float32)
         n_classes = len(self.params.classes)
-        return acc[:, :n_classes], above[0][:, :n_classes]
+        return acc[:, :n_classes], bits[:, :n_classes]
 
     def run(self, images: np.ndarray, rule: str | None = None, *, scores: bool = True) -> Outputs:
         """Classes, accumulators and bits for (N, 784) uint8 images (`scores` is accepted for

@@ -1,0 +1,98 @@
+"""The torch runtime's own paths: int8 products, packed uploads, tensors in place, devices, no torch.
+
+Its exactness over MNIST, batch sizes and random geometries is in the shared suite
+(test_runtimes.py), where ("torch", "cpu") and, with a GPU, ("torch", "cuda") are runtimes like the others.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import IN_CI, literal_forward, random_params
+
+torch = pytest.importorskip("torch") if not IN_CI else __import__("torch")
+
+import bnn  # noqa: E402
+from bnn.errors import ImageError, MissingExtraError, UnknownNameError  # noqa: E402
+from bnn.runtimes import make_runtime  # noqa: E402
+from bnn.runtimes import torch as torch_runtime  # noqa: E402
+from bnn.runtimes.reference import ReferenceRuntime  # noqa: E402
+from bnn.runtimes.torch import TorchRuntime, pack_images  # noqa: E402
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (torch.cuda.is_available() is False)")
+
+
+@pytest.mark.parametrize("network", ["lfcW1A1", "lfcW1A2"])
+@pytest.mark.parametrize(
+    ("hidden", "n_classes", "mw0"),
+    [((64, 64, 64), 10, 832), ((256, 256, 256), 10, 784), ((20, 36, 12), 3, 790), ((1024, 1024, 1024), 10, 832)],
+)
+@pytest.mark.parametrize("n", [0, 1, 17, 40])
+def test_int8_products_are_exact(network, hidden, n_classes, mw0, n):
+    # The CUDA path (torch._int_mm, shapes padded to multiples of 8, small batches in float32) run on the CPU.
+    rng = np.random.default_rng(n + mw0)
+    params = random_params(rng, network, hidden, n_classes, mw0)
+    images = rng.integers(0, 256, (n, 784), dtype=np.uint8)
+    out = TorchRuntime(params, device="cpu", matmul="int8").run(images)
+    scores, bits = literal_forward(params, images)
+    np.testing.assert_array_equal(out.scores, scores)
+    np.testing.assert_array_equal(out.bits, bits)
+    np.testing.assert_array_equal(out.classes, bnn.bits.decide(scores, bits, params.decision))
+
+
+def test_packed_upload_gives_the_same_outputs(original, mnist_test):
+    images = mnist_test[0][:300].reshape(-1, 784)
+    plain = TorchRuntime(original, device="cpu", packed=False).run(images)
+    packed = TorchRuntime(original, device="cpu", packed=True).run(images)
+    assert pack_images(images).shape == (300, 98)
+    for a, b in zip(plain, packed):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(plain.scores, ReferenceRuntime(original).run(images).scores)
+
+
+def test_tensors_in_and_out(original, mnist_test):
+    images = mnist_test[0][:70]
+    clf = bnn.Classifier(original.network, original, "torch", device="cpu")
+    tensor = torch.from_numpy(images.copy())
+    out = clf.infer(tensor, as_tensors=True)
+    assert isinstance(out.classes, torch.Tensor) and out.classes.dtype == torch.int32
+    assert out.scores.device == tensor.device and out.bits.dtype == torch.bool
+    np.testing.assert_array_equal(out.classes.numpy(), clf.predict(images))
+    np.testing.assert_array_equal(clf.predict(tensor), clf.predict(images))  # numpy out by default
+    # Any runtime accepts a tensor (via the host); only the torch runtime returns tensors.
+    native = bnn.Classifier(original.network, original, "reference")
+    np.testing.assert_array_equal(native.predict(tensor), clf.predict(images))
+    with pytest.raises(UnknownNameError, match="as_tensors=True needs runtime='torch'"):
+        native.predict(tensor, as_tensors=True)
+    with pytest.raises(ImageError, match="expected uint8 pixels"):
+        clf.predict(tensor.float())
+    with pytest.raises(ImageError, match=r"expected shape \(N, 28, 28\) or \(N, 784\)"):
+        clf.predict(tensor[:, :27])
+
+
+def test_device_names_and_errors(original):
+    clf = bnn.Classifier(original.network, original, "torch", device="cpu")
+    assert clf.runtime == "torch" and clf.kernel == "cpu/fp32" and "runtime=torch kernel=cpu/fp32" in repr(clf)
+    with pytest.raises(UnknownNameError, match="torch device 'nonsense' is not available"):
+        make_runtime(original, "torch", device="nonsense")
+    with pytest.raises(UnknownNameError, match="device='cpu' applies to the torch runtime, not 'native'"):
+        make_runtime(original, "native", device="cpu")
+    assert bnn.LfcClassifier(original.network, original, bnn.RUNTIME_TORCH).runtime == "torch"
+
+
+def test_without_torch_the_error_says_what_to_install(original, monkeypatch):
+    monkeypatch.setattr(torch_runtime, "torch", None)
+    with pytest.raises(MissingExtraError, match="the torch runtime needs PyTorch: pip install torch"):
+        bnn.Classifier(original.network, original, "torch")
+
+
+@CUDA
+def test_cuda_tensors_stay_on_the_gpu(original, mnist_test):
+    images = torch.from_numpy(mnist_test[0].copy()).cuda()
+    clf = bnn.Classifier(original.network, original, "torch", device="cuda")
+    assert clf.kernel.endswith("/int8")
+    out = clf.infer(images, as_tensors=True)
+    assert out.classes.is_cuda
+    np.testing.assert_array_equal(
+        out.scores.cpu().numpy(), ReferenceRuntime(original).run(mnist_test[0].reshape(-1, 784)).scores
+    )
