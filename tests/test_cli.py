@@ -137,6 +137,13 @@ def test_missing_data_says_how_to_get_it(tmp_path):
     proc = run("demo", env={"XDG_CACHE_HOME": str(tmp_path), "BNN_DATA": ""}, check=False)
     assert proc.returncode == 1
     assert "t10k-images-idx3-ubyte[.gz] not found" in proc.stderr and "bnn download mnist" in proc.stderr
+    assert "or run 'bnn demo --download'" in proc.stderr
+
+
+def test_demo_downloads_when_asked(tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path), "BNN_DATA": "", "BNN_MNIST_URL": str(need(MNIST))}
+    out = run("demo", "--download", env=env).stdout
+    assert "Accuracy lfcW1A1:" in out and (tmp_path / "bnn" / "mnist" / "t10k-images-idx3-ubyte.gz").is_file()
 
 
 def test_evaluate_plot_without_matplotlib_is_a_clear_error(original_dir, tmp_path):

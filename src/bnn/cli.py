@@ -17,7 +17,7 @@ import numpy as np
 
 from .classifier import Classifier
 from .datasets import mnist_file
-from .errors import BnnError
+from .errors import BnnError, DownloadError
 from .formats import idx
 from .formats.folders import is_folder_dataset, labelled_pictures
 from .metrics import confusion_matrix
@@ -65,14 +65,22 @@ def cli():
 @cli.command()
 @data_option
 @params_option
-def demo(data, params):
+@click.option("--download", is_flag=True, help="Download MNIST into the cache first when it is not found.")
+def demo(data, params, download):
     """The original notebook's main job: classify the MNIST test set with both networks.
 
     Prints the notebook's timing lines and the accuracy of each network, on
     the native runtime, then the numpy reference on the first 10 images.
     """
     from .compat import RUNTIME_HW, RUNTIME_SW, LfcClassifier
+    from .datasets import download_mnist
 
+    try:
+        mnist_file("t10k-images-idx3-ubyte", data)
+    except DownloadError as exc:
+        if not download or data is not None:
+            raise DownloadError(f"{exc}; or run 'bnn demo --download'") from None
+        download_mnist()
     images_path = mnist_file("t10k-images-idx3-ubyte", data)
     labels = idx.read_labels(mnist_file("t10k-labels-idx1-ubyte", data))
     images = idx.read_images(images_path)
