@@ -15,6 +15,7 @@ from pathlib import Path
 
 import bnn
 from bnn import plot
+from bnn.metrics import confusion_matrix
 from bnn.formats import idx
 
 DATA = Path("../shared/data/mnist")
@@ -43,8 +44,7 @@ def main() -> None:
         predicted = native.predict(images)
         accuracy = 100 * (predicted == labels).mean()
         plot.confusion_matrix(
-            labels,
-            predicted,
+            confusion_matrix(labels, predicted, len(native.classes)),
             native.classes,
             DOCS / f"confusion_{network}.png",
             title=f"{network} (shipped weights, {native.decision}): {accuracy:.2f} %",
