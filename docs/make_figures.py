@@ -15,8 +15,8 @@ from pathlib import Path
 
 import bnn
 from bnn import plot
-from bnn.metrics import confusion_matrix
 from bnn.formats import idx
+from bnn.metrics import confusion_matrix
 
 DATA = Path("../shared/data/mnist")
 DOCS = Path(__file__).resolve().parent
