@@ -107,7 +107,9 @@ class Classifier:
         if decision is not None and decision not in DECISION_RULES:
             raise UnknownNameError(f"unknown decision rule {decision!r}; known: {', '.join(DECISION_RULES)}")
         self.decision = decision or self.params.decision
-        self._runtime = make_runtime(self.params, runtime, kernel=kernel, threads=threads, device=device)
+        # How the runtime was asked for: a pickled classifier is rebuilt from this and its parameters.
+        self._settings = {"runtime": runtime, "kernel": kernel, "threads": threads, "device": device}
+        self._runtime = make_runtime(self.params, **self._settings)
         #: Inference time per image of the last call, in microseconds (file reading excluded).
         self.usec_per_image: float | None = None
 
@@ -143,7 +145,15 @@ class Classifier:
         return self._infer(images, scores=True, as_tensors=as_tensors)
 
     def predict(self, images, *, as_tensors: bool = False) -> np.ndarray:
-        """Class index of each image, (N,) int32 (a tensor on the device with `as_tensors`)."""
+        """Class index of each image, (N,) int32 (a tensor on the device with `as_tensors`).
+
+        A dask array of images gives a lazy dask array of classes, one task per
+        block, this classifier sent once to each worker (`bnn.distributed`).
+        """
+        if type(images).__module__.startswith("dask."):
+            from .distributed import predict_dask
+
+            return predict_dask(self, images)
         return self._infer(images, scores=False, as_tensors=as_tensors).classes
 
     def _infer(self, images, *, scores: bool, as_tensors: bool) -> Outputs:
@@ -217,6 +227,17 @@ class Classifier:
         if self._runtime is not None:
             self._runtime.close()
             self._runtime = None
+
+    def __getstate__(self) -> dict:
+        """Pickled as its parameters and settings, never as a native handle (Dask ships it so)."""
+        if self._runtime is None:
+            raise RuntimeError("classifier is closed")
+        return {"params": self.params, "decision": self.decision, "settings": self._settings}
+
+    def __setstate__(self, state: dict) -> None:
+        self.params, self.decision, self._settings = state["params"], state["decision"], state["settings"]
+        self._runtime = make_runtime(self.params, **self._settings)
+        self.usec_per_image = None
 
     def __enter__(self):
         return self

@@ -133,29 +133,127 @@ def _load_inputs(paths: tuple[str, ...]):
 @decision_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
-def classify(paths, network, params, runtime, kernel, device, decision, as_json, as_csv):
-    """Classify IDX files, PNG/JPEG images or folders of images."""
-    names, images = _load_inputs(paths)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Run on Dask: a scheduler address, or local[:N] for N local worker processes (default N: the cores).",
+)
+@click.option(
+    "--output", type=click.Path(dir_okay=False), default=None, help="Write the results to FILE.csv or FILE.npy instead."
+)
+def classify(paths, network, params, runtime, kernel, device, decision, as_json, as_csv, scheduler, output):
+    """Classify IDX files, PNG/JPEG images or folders of images.
+
+    With --scheduler the files are cut into chunks that Dask workers read
+    and classify; the output is the same. --output streams the results to a
+    CSV (input,class,label) or .npy (int32 classes) file, written as the
+    chunks finish and renamed into place at the end.
+    """
+    if output and Path(output).suffix not in (".csv", ".npy"):
+        _fail(f"{output}: --output must end in .csv or .npy")
     clf = Classifier(network, params, runtime, kernel=kernel, device=device, decision=decision)
+    if scheduler:
+        _classify_on_cluster(clf, paths, scheduler, output, as_json, as_csv)
+        return
+    names, images = _load_inputs(paths)
     out = clf.infer(images)
-    rows = [
-        {"input": name, "class": int(c), "label": clf.classes[c], "scores": s.tolist()}
-        for name, c, s in zip(names, out.classes, out.scores)
-    ]
+    if output:
+        with _ResultWriter(output, clf.classes, len(names)) as writer:
+            writer.write(names, out.classes)
+    else:
+        _print_rows(clf, names, out.classes, out.scores, as_json, as_csv)
+    click.echo(f"{len(names)} images, {clf.usec_per_image:.2f} us per image ({clf.kernel})", err=True)
+
+
+def _print_rows(clf, names, classes, scores, as_json: bool, as_csv: bool) -> None:
     if as_json:
-        for row in rows:
-            click.echo(json.dumps(row))
+        for name, c, s in zip(names, classes, scores):
+            click.echo(json.dumps({"input": name, "class": int(c), "label": clf.classes[c], "scores": s.tolist()}))
     elif as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(["input", "class", "label"])
-        for row in rows:
-            writer.writerow([row["input"], row["class"], row["label"]])
+        for name, c in zip(names, classes):
+            writer.writerow([name, int(c), clf.classes[c]])
     else:
         width = max(len(n) for n in names) if names else 5
         click.echo(f"{'input':<{width}}  class")
-        for row in rows:
-            click.echo(f"{row['input']:<{width}}  {row['label']}")
-        click.echo(f"{len(rows)} images, {clf.usec_per_image:.2f} us per image ({clf.kernel})", err=True)
+        for name, c in zip(names, classes):
+            click.echo(f"{name:<{width}}  {clf.classes[c]}")
+
+
+class _ResultWriter:
+    """Results streamed in input order to a temporary file beside `path`, renamed into place on close."""
+
+    def __init__(self, path: str, classes: list[str], total: int):
+        self.path, self.classes, self.done = Path(path), classes, 0
+        self.tmp = self.path.with_name(f".{self.path.name}.part")
+        if self.path.suffix == ".npy":
+            self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.int32, shape=(total,))
+            self.array[:] = -1  # what no chunk has filled stays -1
+        else:
+            self.file = open(self.tmp, "w", newline="")
+            self.csv = csv.writer(self.file)
+            self.csv.writerow(["input", "class", "label"])
+
+    def write(self, names: list[str], classes: np.ndarray) -> None:
+        if self.path.suffix == ".npy":
+            self.array[self.done : self.done + len(classes)] = classes
+        else:
+            self.csv.writerows([name, int(c), self.classes[c]] for name, c in zip(names, classes))
+        self.done += len(classes)
+
+    def skip(self, count: int) -> None:
+        """Leave `count` images (a failed chunk) out: -1 in .npy, no rows in CSV."""
+        self.done += count
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.path.suffix == ".npy":
+            self.array.flush()
+            del self.array
+        else:
+            self.file.close()
+        if exc[0] is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def _classify_on_cluster(clf, paths, scheduler: str, output: str | None, as_json: bool, as_csv: bool) -> None:
+    from .distributed import classify_files, make_client, plan
+
+    chunks = plan(paths)  # headers and listings only: nothing is loaded here
+    total = sum(c.size for c in chunks)
+    with make_client(scheduler) as client:
+        if output:
+            with _ResultWriter(output, clf.classes, total) as writer:
+                written = {"next": 0}
+
+                def stream(index, chunk, classes, _scores):
+                    for missing in chunks[written["next"] : index]:  # failed chunks before this one
+                        writer.skip(missing.size)
+                    writer.write(chunk.names(), classes)
+                    written["next"] = index + 1
+
+                result = classify_files(client, clf, chunks, on_chunk=stream, keep=False, progress=True)
+        else:
+            result = classify_files(client, clf, chunks, scores=as_json, progress=True)
+    if not output:
+        ok = result.classes >= 0
+        names = [n for n, good in zip(result.names, ok) if good]
+        scores = result.scores[ok] if result.scores is not None else np.zeros((int(ok.sum()), 0), np.int32)
+        _print_rows(clf, names, result.classes[ok], scores, as_json, as_csv)
+    click.echo(f"{total} images on {scheduler} ({len(chunks)} chunks)", err=True)
+    if result.errors:
+        _fail(
+            f"{len(result.errors)} chunk(s) failed, the other results are "
+            + (f"in {output}" if output else "printed above")
+            + ":\n  "
+            + "\n  ".join(result.errors)
+            + "\nfix or remove the files named and run the command again"
+        )
 
 
 @cli.command()

@@ -257,12 +257,18 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
 
 
 def iter_images(
-    path: str | os.PathLike, *, chunk_size: int = 65536, size: tuple[int, int] = (28, 28)
+    path: str | os.PathLike,
+    *,
+    chunk_size: int = 65536,
+    size: tuple[int, int] = (28, 28),
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield the images of an IDX3 file in chunks of at most `chunk_size`, (n, 28, 28) uint8.
+    """Yield the images start..stop-1 of an IDX3 file in chunks of at most `chunk_size`, (n, 28, 28) uint8.
 
     Memory use is bounded by one chunk whatever the file size: raw files are
-    read chunk by chunk, gzip files decompressed as a stream.
+    read chunk by chunk from `start` (a seek), gzip files decompressed as a
+    stream (the images before `start` are decompressed and skipped).
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
@@ -270,16 +276,23 @@ def iter_images(
     header = read_header(path)
     _check_images_header(header, size)
     n, pixels = header.shape[0], size[0] * size[1]
+    stop = n if stop is None else stop
+    if not 0 <= start <= stop <= n:
+        raise IdxError(f"{path}: images {start}..{stop} asked for, but the file holds {n}")
     f, gz = _open(path)
     with f:
         if not gz:
             _check_raw_size(header, path.stat().st_size)
-        f.seek(header.offset)
-        for start in range(0, n, chunk_size):
-            count = min(chunk_size, n - start)
+            f.seek(header.offset + start * pixels)
+        else:
+            f.seek(header.offset)
+            for skip in range(0, start, chunk_size):
+                _read_body(f, header, min(chunk_size, start - skip) * pixels)
+        for first in range(start, stop, chunk_size):
+            count = min(chunk_size, stop - first)
             body = _read_body(f, header, count * pixels)
             yield np.frombuffer(body, dtype=np.uint8).reshape(count, *size)
-        if gz:
+        if gz and stop == n:
             _check_gzip_end(f, header)
 
 
