@@ -151,7 +151,14 @@ def classify(paths, network, params, runtime, kernel, device, decision, as_json,
     """
     if output and Path(output).suffix not in (".csv", ".npy"):
         _fail(f"{output}: --output must end in .csv or .npy")
-    clf = Classifier(network, params, runtime, kernel=kernel, device=device, decision=decision)
+    threads = None
+    if scheduler:
+        from .distributed import local_workers
+
+        # Local worker processes share this machine's cores: each native call gets its share.
+        workers = local_workers(scheduler)
+        threads = max(1, (os.cpu_count() or 1) // workers) if workers else None
+    clf = Classifier(network, params, runtime, kernel=kernel, device=device, decision=decision, threads=threads)
     if scheduler:
         _classify_on_cluster(clf, paths, scheduler, output, as_json, as_csv)
         return

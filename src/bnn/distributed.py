@@ -36,7 +36,16 @@ from .errors import BnnError, MissingExtraError
 from .formats import idx
 from .formats.images import IMAGE_SUFFIXES
 
-__all__ = ["CHUNK_IMAGES", "Chunk", "Result", "classify_files", "make_client", "plan", "predict_dask"]
+__all__ = [
+    "CHUNK_IMAGES",
+    "Chunk",
+    "Result",
+    "classify_files",
+    "local_workers",
+    "make_client",
+    "plan",
+    "predict_dask",
+]
 
 #: Images per chunk of an IDX file: 262,144 images (205 MiB) keep a chunk's
 #: work near 1 s on two cores, well above the scheduler's overhead per task
@@ -202,12 +211,22 @@ def classify_files(
     return Result(classes, all_scores, names, [errors[i] for i in sorted(errors)])
 
 
+def local_workers(scheduler: str) -> int | None:
+    """N for ``local`` / ``local:N`` (default: the number of cores), None for a scheduler address."""
+    if scheduler != "local" and not scheduler.startswith("local:"):
+        return None
+    count = scheduler.partition(":")[2]
+    if count and (not count.isdigit() or int(count) < 1):
+        raise BnnError(f"--scheduler {scheduler}: expected local, local:N (N >= 1) or a scheduler address")
+    return int(count) if count else os.cpu_count() or 1
+
+
 def make_client(scheduler: str):
     """A `distributed.Client` for ``local``, ``local:N`` (a LocalCluster of N one-thread worker
     processes, default: the number of cores) or a scheduler address."""
     distributed = _require_distributed()
-    if scheduler == "local" or scheduler.startswith("local:"):
-        n = int(scheduler.partition(":")[2] or (os.cpu_count() or 1))
+    n = local_workers(scheduler)
+    if n is not None:
         cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
         return distributed.Client(cluster)
     return distributed.Client(scheduler)
