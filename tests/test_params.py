@@ -150,3 +150,11 @@ def test_shipped_sets_golden_accuracy(mnist_test, network):
     images, labels = mnist_test
     clf = bnn.Classifier(network, bnn.params.package_params_dir() / "mnist" / network)
     assert int((clf.predict(images) == labels).sum()) == SHIPPED_CORRECT[network]
+
+
+@pytest.mark.parametrize("network", ["lfcW1A1", "lfcW1A2"])
+def test_shipped_sets_record_no_machine_paths(network):
+    meta = bnn.params.read_params(bnn.params.package_params_dir() / "mnist" / network).metadata
+    files = [meta["config"][k] for k in ("train_images", "train_labels", "test_images", "test_labels")]
+    assert all(f.endswith(("-ubyte", "-ubyte.gz")) and "/" not in f for f in files), files
+    assert meta["decision"] == "argmax" and meta["epoch_selected"] <= meta["epochs_run"]

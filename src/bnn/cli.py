@@ -545,6 +545,43 @@ def download(dataset, cache_dir, url):
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0: every interface).")
+@click.option("--port", default=8000, show_default=True)
+@click.option(
+    "--network", "-n", "networks", multiple=True, type=click.Choice(list(NETWORKS)), help="Repeatable (default: all)."
+)
+@params_option
+@runtime_option
+@kernel_option
+@device_option
+@click.option("--no-batching", is_flag=True, help="One runtime call per request.")
+@click.option("--max-batch", default=1024, show_default=True, help="Most images gathered into one call.")
+@click.option("--max-wait-ms", default=2.0, show_default=True, help="Longest a request waits for others, ms.")
+@click.option("--max-body", default=8 << 20, show_default=True, help="Largest request body, bytes (413 above).")
+def serve(host, port, networks, params, runtime, kernel, device, no_batching, max_batch, max_wait_ms, max_body):
+    """An HTTP service and a draw-a-digit page (needs the [serve] extra).
+
+    GET / is the page; POST /v1/classify takes PNG/JPEG pictures, IDX files
+    or multipart uploads; /docs lists the API. Ctrl-C or SIGTERM stops it
+    after the requests in flight.
+    """
+    from .serve import create_app
+
+    try:
+        import uvicorn
+    except ImportError:
+        _fail("the service needs uvicorn: pip install 'bitexact-bnn[serve]'")
+    classifiers = {
+        n: Classifier(n, params, runtime, kernel=kernel, device=device) for n in (networks or tuple(NETWORKS))
+    }
+    app = create_app(
+        classifiers, batching=not no_batching, max_batch=max_batch, max_wait_ms=max_wait_ms, max_body=max_body
+    )
+    click.echo(f"serving {', '.join(classifiers)} on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+
+
+@cli.command()
 def info():
     """The native runtime, kernels and CPU this installation runs on."""
     from .info import runtime_info

@@ -19,6 +19,7 @@ allocation, so a corrupt header never makes a huge allocation.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from ..errors import IdxError
 __all__ = [
     "DTYPES",
     "IdxHeader",
+    "images_from_bytes",
     "iter_images",
     "read_header",
     "read_idx",
@@ -294,6 +296,26 @@ def iter_images(
             yield np.frombuffer(body, dtype=np.uint8).reshape(count, *size)
         if gz and stop == n:
             _check_gzip_end(f, header)
+
+
+def images_from_bytes(data: bytes, name: str = "IDX data", *, max_bytes: int = 1 << 30) -> np.ndarray:
+    """(N, 28, 28) uint8 images of an IDX3 file held in memory (raw or gzip), e.g. a request body.
+
+    A gzip body may expand to at most `max_bytes` (a decompression bomb is
+    an IdxError, not an allocation).
+    """
+    if data[:2] == _GZIP_MAGIC:
+        stream = gzip.GzipFile(fileobj=io.BytesIO(data))
+        try:
+            data = stream.read(max_bytes + 1)
+        except (OSError, EOFError) as exc:
+            raise IdxError(f"{name}: corrupt gzip data: {exc}") from None
+        if len(data) > max_bytes:
+            raise IdxError(f"{name}: decompresses to more than {max_bytes} bytes")
+    header = _parse_header(io.BytesIO(data), name)
+    _check_images_header(header, (28, 28))
+    _check_raw_size(header, len(data))
+    return np.frombuffer(data, dtype=np.uint8, offset=header.offset).reshape(header.shape)
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | None = None) -> Path:

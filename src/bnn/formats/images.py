@@ -13,6 +13,7 @@ side, centred by mass. Needs Pillow (``pip install 'bitexact-bnn[images]'``).
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -40,13 +41,17 @@ def _pil():
     return Image
 
 
-def load_image(image, *, preprocess: bool = True) -> np.ndarray:
-    """A picture (path, PIL image or 2-D array) as a (28, 28) uint8 MNIST-style digit."""
+def load_image(image, *, preprocess: bool = True, name: str | None = None) -> np.ndarray:
+    """A picture (path, encoded bytes, PIL image or 2-D array) as a (28, 28) uint8 MNIST-style digit.
+
+    `name` is what error messages call the picture (default: its path, or "image").
+    """
     Image = _pil()
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
+    if isinstance(image, (str, os.PathLike, bytes)):
+        path = Path(image) if not isinstance(image, bytes) else name or "image"
+        source = io.BytesIO(image) if isinstance(image, bytes) else path
         try:
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 if img.width * img.height > _LIMIT:
                     raise ImageError(f"{path}: {img.width}x{img.height} pixels is too large a picture")
                 gray = np.asarray(img.convert("L"), dtype=np.float64)

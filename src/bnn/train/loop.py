@@ -247,6 +247,12 @@ def _with_data_files(config: TrainConfig) -> TrainConfig:
     return dataclasses.replace(config, **found)
 
 
+def _portable(config: dict) -> dict:
+    """The config as a set records it: data files by name, not by this machine's paths."""
+    files = ("train_images", "train_labels", "test_images", "test_labels", "data")
+    return {k: Path(v).name if k in files and v else v for k, v in config.items()}
+
+
 def _export(config: TrainConfig, model, history: list[dict], best: dict, elapsed: float) -> ParamSet:
     """The parameter set of a run: its best validation epoch (else its last), with provenance."""
     chosen = len(history)
@@ -256,7 +262,7 @@ def _export(config: TrainConfig, model, history: list[dict], best: dict, elapsed
     model.eval()
     metadata = {
         "trained_by": "bnn.train",
-        "config": asdict(config),
+        "config": _portable(asdict(config)),
         "epochs_run": len(history),
         "epoch_selected": chosen,
         "selected_by": "validation accuracy" if best["model"] is not None else "last epoch",

@@ -1,0 +1,211 @@
+"""The service: its API, batching, every bad request (a 4xx with a JSON message, the server still up)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+from conftest import IN_CI
+
+for module in ("starlette", "httpx2", "PIL"):
+    pytest.importorskip(module) if not IN_CI else __import__(module)
+
+import httpx2 as httpx  # noqa: E402
+from PIL import Image  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+import bnn  # noqa: E402
+from bnn.serve import create_app  # noqa: E402
+
+
+def png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def classifiers(original_dir):
+    return {n: bnn.Classifier(n, original_dir / n) for n in ("lfcW1A1", "lfcW1A2")}
+
+
+@pytest.fixture(scope="module")
+def client(classifiers):
+    with TestClient(create_app(classifiers, max_body=1 << 20, max_images=2000)) as c:
+        yield c
+
+
+def test_health_models_page_and_docs(client):
+    assert client.get("/healthz").json() == {"status": "ok", "models": ["lfcW1A1", "lfcW1A2"]}
+    models = client.get("/v1/models").json()
+    assert models["default"] == "lfcW1A1"
+    assert [m["network"] for m in models["models"]] == ["lfcW1A1", "lfcW1A2"]
+    assert models["models"][0]["classes"] == [str(i) for i in range(10)] and models["models"][0]["params"] == "mnist"
+    page = client.get("/").text
+    assert '<canvas id="pad"' in page and "http" not in page.replace("http://", "").split("<script>")[0] + ""
+    assert "src=" not in page  # nothing loaded from elsewhere: no CDN
+    assert client.get("/openapi.json").json()["paths"]["/v1/classify"]["post"]["requestBody"]
+    assert "/v1/classify" in client.get("/docs").text
+
+
+def test_a_png_is_classified_as_classify_image_does(client, classifiers, mnist_test):
+    digit = mnist_test[0][0]
+    reply = client.post("/v1/classify", content=png(digit), headers={"Content-Type": "image/png"}).json()
+    expected = classifiers["lfcW1A1"].classify_image(digit)
+    assert reply["model"] == "lfcW1A1" and reply["results"][0]["class"] == expected
+    assert len(reply["results"][0]["scores"]) == 10
+    other = client.post("/v1/classify?model=lfcW1A2", content=png(digit), headers={"Content-Type": "image/png"})
+    assert other.json()["model"] == "lfcW1A2"
+
+
+def test_an_idx_body_and_a_multipart_upload(client, classifiers, mnist_test, tmp_path):
+    images = mnist_test[0][:300]
+    body = bnn.idx.write_idx(tmp_path / "b-idx3-ubyte.gz", images).read_bytes()
+    reply = client.post("/v1/classify", content=body, headers={"Content-Type": "application/x-idx"}).json()
+    assert [r["class"] for r in reply["results"]] == classifiers["lfcW1A1"].predict(images).tolist()
+    assert reply["results"][5]["input"] == "request body[5]"
+    jpeg = io.BytesIO()
+    Image.fromarray(mnist_test[0][1]).save(jpeg, format="JPEG", quality=95)
+    files = [
+        ("files", ("a.png", png(mnist_test[0][0]), "image/png")),
+        ("files", ("b.jpg", jpeg.getvalue(), "image/jpeg")),
+    ]
+    results = client.post("/v1/classify", files=files).json()["results"]
+    assert [r["input"] for r in results] == ["a.png", "b.jpg"]
+    assert results[0]["class"] == classifiers["lfcW1A1"].classify_image(mnist_test[0][0])
+
+
+def _bomb() -> bytes:
+    """A valid, tiny PNG whose header claims 30000 x 30000 pixels."""
+
+    def chunk(kind, data):
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    header = (30000).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "message"),
+    [
+        (b"hello", "image/png", 400, "request body: not a readable image"),
+        (png(np.zeros((28, 28), np.uint8))[:40], "image/png", 400, "not a readable image"),
+        (_bomb(), "image/png", 400, "decompression bomb"),
+        (b"\0" * (2 << 20), "image/png", 413, "over the limit of 1048576"),
+        (b"{}", "application/json", 415, "content type 'application/json' is not one of"),
+        (b"", "image/png", 400, "empty body"),
+        (b"\0\0\x08\x03" + np.array([5, 28, 28], ">u4").tobytes() + b"\0" * 100, "application/x-idx", 400, "truncated"),
+        (
+            gzip.compress(b"\0\0\x08\x03" + np.array([3000, 28, 28], ">u4").tobytes() + b"\0" * 784 * 3000),
+            "application/x-idx",
+            400,
+            "decompresses to more than",
+        ),
+    ],
+)
+def test_bad_requests_are_4xx_with_a_message(client, body, content_type, status, message):
+    reply = client.post("/v1/classify", content=body, headers={"Content-Type": content_type})
+    assert reply.status_code == status and message in reply.json()["error"]
+    assert client.get("/healthz").status_code == 200  # still up
+
+
+def test_unknown_model_and_no_paths(client):
+    reply = client.post("/v1/classify?model=../../etc", content=b"x", headers={"Content-Type": "image/png"})
+    assert (
+        reply.status_code == 404
+        and "unknown model '../../etc'; this server has: lfcW1A1, lfcW1A2" in reply.json()["error"]
+    )
+    assert client.get("/v1/classify").status_code == 405
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(classifiers, mnist_test):
+    app = create_app(classifiers, max_wait_ms=50)
+    images = mnist_test[0][:64]
+    expected = classifiers["lfcW1A1"].infer(images)
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            replies = await asyncio.gather(
+                *(c.post("/v1/classify", content=png(img), headers={"Content-Type": "image/png"}) for img in images)
+            )
+        return [r.json()["results"][0] for r in replies]
+
+    results = asyncio.run(main())
+    pictures = np.stack([bnn.formats.images.load_image(png(img)) for img in images])
+    np.testing.assert_array_equal([r["scores"] for r in results], classifiers["lfcW1A1"].infer(pictures).scores)
+    assert app.state.batchers["lfcW1A1"].calls < len(images) / 4  # gathered into a few runtime calls
+    del expected
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_bnn_serve_answers_and_stops_cleanly_on_sigterm(original_dir, mnist_test, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "BNN_PARAMS_PATH": str(original_dir.parent)}
+    # The reference runtime: a 10,000-image request takes long enough to be in flight at SIGTERM.
+    cmd = [sys.executable, "-m", "bnn", "serve", "--port", str(port), "-n", "lfcW1A1", "--runtime", "reference"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        reply = httpx.post(f"{url}/v1/classify", content=png(mnist_test[0][0]), headers={"Content-Type": "image/png"})
+        assert reply.status_code == 200
+        # A slow client holding a connection open does not block the others.
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.sendall(
+            b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 99\r\n\r\nab"
+        )
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        body = bnn.idx.write_idx(tmp_path / "all-idx3-ubyte", mnist_test[0]).read_bytes()
+        answers = []
+
+        def in_flight():
+            headers = {"Content-Type": "application/x-idx"}
+            answers.append(httpx.post(f"{url}/v1/classify", content=body, headers=headers, timeout=60))
+
+        worker = threading.Thread(target=in_flight)
+        worker.start()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        worker.join(60)
+        slow.close()
+        assert answers[0].status_code == 200 and len(answers[0].json()["results"]) == 10000  # finished, not cut
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises the signal so the exit status says SIGTERM.
+    assert proc.returncode in (0, -signal.SIGTERM)
+    assert "serving lfcW1A1 on http://127.0.0.1" in err
+
+
+def test_binds_to_loopback_by_default():
+    from bnn.cli import serve
+
+    host = next(p for p in serve.params if p.name == "host")
+    assert host.default == "127.0.0.1"
