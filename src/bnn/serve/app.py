@@ -224,7 +224,7 @@ def create_app(
                     if total > max_body:
                         raise HTTPError(413, f"request body is over the limit of {max_body} bytes")
                     kind = (upload.content_type or "").split(";")[0].strip().lower()
-                    n, a = _decode(data, kind, upload.filename or "upload", max_images)
+                    n, a = await asyncio.to_thread(_decode, data, kind, upload.filename or "upload", max_images)
                     names += n
                     arrays.append(a)
             finally:
@@ -232,7 +232,8 @@ def create_app(
             images = np.concatenate(arrays)
         else:
             data = await _read_body(request, max_body, body_timeout)
-            names, images = _decode(data, content_type, "request body", max_images)
+            # Decoding a picture (~1 ms) runs on a worker thread: the event loop keeps serving the others.
+            names, images = await asyncio.to_thread(_decode, data, content_type, "request body", max_images)
         out = await batchers[model].submit(images)
         clf = classifiers[model]
         return JSONResponse(
