@@ -12,10 +12,11 @@ The layout, bottom up (imports only point down; tests/test_layout.py checks):
   (labelled picture folders), `pynq` (BNN-PYNQ parameter folders);
   `bnn.params` finds sets by name; `bnn.datasets` fetches MNIST;
 - `bnn.runtimes`: `reference` (numpy, the specification), `native` (C++
-  kernels), one `Runtime` protocol and one factory;
+  kernels), `torch` (any torch device), one `Runtime` protocol and one factory;
 - `bnn.classifier` (`Classifier`), `bnn.compat` (the original's API),
   `bnn.train` (PyTorch training and exact export);
-- applications: `bnn.cli`, `bnn.bench`, `bnn.plot`.
+- applications: `bnn.cli`, `bnn.bench`, `bnn.plot`, `bnn.distributed`
+  (Dask), `bnn.serve` (the HTTP service).
 """
 
 from __future__ import annotations
