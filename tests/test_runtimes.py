@@ -119,8 +119,8 @@ def test_unknown_runtime_and_kernel(original):
     with pytest.raises(UnknownNameError, match="unknown runtime 'fpga'; known runtimes: native, python_hw"):
         make_runtime(original, "fpga")
     if native.is_available():
-        with pytest.raises(UnknownNameError, match="unknown kernel 'neon'"):
-            make_runtime(original, "native", kernel="neon")
+        with pytest.raises(UnknownNameError, match="unknown kernel 'sve'"):
+            make_runtime(original, "native", kernel="sve")
 
 
 def test_unavailable_kernel_is_a_clear_error(original, monkeypatch):

@@ -3,6 +3,7 @@
 // neurons is two 256-bit halves; 4 images per weight load.
 #include <immintrin.h>
 
+#include "emit.h"
 #include "kernels.h"
 
 namespace bnn::kernels {
@@ -24,8 +25,6 @@ void layer_block(const LayerView& L, const std::uint64_t* in, const std::int32_t
     const int K = L.K;
     const bool masked = L.in_planes == 2;
     const std::size_t in_stride = static_cast<std::size_t>(L.in_planes) * K;
-    const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
-    const int neurons = L.groups * kLanes;
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1,
                                          2, 2, 3, 2, 3, 3, 4);
     const __m256i low4 = _mm256_set1_epi8(0x0F);
@@ -66,26 +65,7 @@ void layer_block(const LayerView& L, const std::uint64_t* in, const std::int32_t
                 alignas(32) std::int64_t pc[kLanes];
                 _mm256_store_si256(reinterpret_cast<__m256i*>(pc), sums[i][0]);
                 _mm256_store_si256(reinterpret_cast<__m256i*>(pc + 4), sums[i][1]);
-                if (L.out_planes == 0) {
-                    for (int lane = 0; lane < kLanes; ++lane)
-                        counts[(i0 + i) * neurons + g * kLanes + lane] = static_cast<std::int32_t>(pc[lane]);
-                    continue;
-                }
-                unsigned bits[2] = {0, 0};
-                for (int q = 0; q < L.out_planes; ++q) {
-                    const std::int32_t* lim = L.limits + q * neurons + g * kLanes;
-                    for (int lane = 0; lane < kLanes; ++lane) {
-                        const bool on = masked ? 2 * pc[lane] + lim[lane] <= active[i0 + i] : pc[lane] <= lim[lane];
-                        bits[q] |= static_cast<unsigned>(on) << lane;
-                    }
-                }
-                auto* row = reinterpret_cast<std::uint8_t*>(out + (i0 + i) * out_stride);
-                if (L.out_planes == 2) {
-                    row[g] = static_cast<std::uint8_t>(~(bits[0] ^ bits[1]));              // m: value != 0
-                    row[L.out_K * 8 + g] = static_cast<std::uint8_t>(bits[0] & bits[1]);  // s: value == +1
-                } else {
-                    row[g] = static_cast<std::uint8_t>(bits[0]);
-                }
+                emit_group(L, pc, active, i0 + i, g, out, counts);
             }
         }
     }

@@ -67,5 +67,10 @@ void layer_avx512(const LayerView&, const std::uint64_t*, const std::int32_t*, s
                   std::int32_t*);
 void pack_avx512(const std::uint8_t*, std::size_t, std::size_t, std::uint64_t*, std::size_t);
 #endif
+#if defined(BNN_HAVE_NEON_KERNELS)
+void layer_neon(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
+                std::int32_t*);
+void pack_neon(const std::uint8_t*, std::size_t, std::size_t, std::uint64_t*, std::size_t);
+#endif
 
 }  // namespace bnn::kernels

@@ -41,6 +41,9 @@ std::vector<Kernel> available_kernels() {
         out.push_back({"avx512", kernels::layer_avx512, kernels::pack_avx512});
     if (__builtin_cpu_supports("avx2")) out.push_back({"avx2", kernels::layer_avx2, kernels::pack_avx2});
 #endif
+#if defined(BNN_HAVE_NEON_KERNELS)
+    out.push_back({"neon", kernels::layer_neon, kernels::pack_neon});  // Advanced SIMD: every aarch64 CPU has it
+#endif
     out.push_back({"portable", kernels::layer_portable, kernels::pack_portable});
     return out;
 }

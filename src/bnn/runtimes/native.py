@@ -1,7 +1,8 @@
 """The native runtime (RUNTIME_HW): bit-packed C++ kernels chosen from the CPU's features.
 
-Kernels, fastest first: "avx512" (AVX-512 F/BW + VPOPCNTDQ), "avx2"
-(AVX2, byte lookup popcount), "portable" (plain C++). The fastest one this
+Kernels, fastest first: "avx512" (AVX-512 F/BW/VL + VPOPCNTDQ), "avx2"
+(AVX2, byte lookup popcount), "neon" (aarch64 Advanced SIMD, VCNT),
+"portable" (plain C++). The fastest one this
 CPU runs is used unless a kernel is named (`bnn.runtimes` says how).
 Inference releases the GIL and runs on `threads` threads (default: every
 core this process may use; more than that is capped to it, as extra
@@ -24,10 +25,10 @@ from .base import Outputs
 
 __all__ = ["NativeRuntime", "available_kernels", "default_threads", "is_available"]
 
-KERNELS = ("avx512", "avx2", "portable")
+KERNELS = ("avx512", "avx2", "neon", "portable")
 # Images per call to the extension, about 0.1 s of work each on 2 cores: the
 # GIL-free native call cannot be interrupted, so Ctrl-C waits at most one chunk.
-CHUNK = {"avx512": 65536, "avx2": 16384, "portable": 2048}
+CHUNK = {"avx512": 65536, "avx2": 16384, "neon": 8192, "portable": 2048}
 
 try:
     from .. import _native

@@ -1,0 +1,45 @@
+// What a kernel does with one image's popcounts for a group of 8 neurons:
+// the last layer stores them as counts, a hidden layer compares them with
+// its limits and writes the output bits (one plane, or the m and s planes of
+// a 3-level activation; see kernels.h). Shared by the kernels that count a
+// whole group before deciding; internal linkage in each ISA's file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace bnn::kernels {
+namespace {
+
+template <typename Count>
+inline void emit_group(const LayerView& L, const Count* pc, const std::int32_t* active, std::size_t image, int g,
+                       std::uint64_t* out, std::int32_t* counts) {
+    const int neurons = L.groups * kLanes;
+    if (L.out_planes == 0) {
+        for (int lane = 0; lane < kLanes; ++lane)
+            counts[image * neurons + g * kLanes + lane] = static_cast<std::int32_t>(pc[lane]);
+        return;
+    }
+    const bool masked = L.in_planes == 2;
+    unsigned bits[2] = {0, 0};
+    for (int q = 0; q < L.out_planes; ++q) {
+        const std::int32_t* lim = L.limits + q * neurons + g * kLanes;
+        for (int lane = 0; lane < kLanes; ++lane) {
+            const bool on = masked ? 2 * pc[lane] + lim[lane] <= active[image] : pc[lane] <= lim[lane];
+            bits[q] |= static_cast<unsigned>(on) << lane;
+        }
+    }
+    const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
+    auto* row = reinterpret_cast<std::uint8_t*>(out + image * out_stride);
+    if (L.out_planes == 2) {
+        row[g] = static_cast<std::uint8_t>(~(bits[0] ^ bits[1]));              // m: value != 0
+        row[L.out_K * 8 + g] = static_cast<std::uint8_t>(bits[0] & bits[1]);  // s: value == +1
+    } else {
+        row[g] = static_cast<std::uint8_t>(bits[0]);
+    }
+}
+
+}  // namespace
+}  // namespace bnn::kernels

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The NEON kernel, bit-exact, on an x86 machine: cross-compile the kernels and a test driver
+# (tests/native/check_kernels.cpp) for aarch64 with Debian's g++-aarch64-linux-gnu, and run it
+# under qemu-user on cases whose expected outputs come from the numpy reference: the MNIST test
+# set with both original sets (when ../shared is there) and random geometries (hidden widths 64
+# and 256, inputs not a multiple of 64, both activations and decision rules).
+# Usage: tools/check_arm.sh [python]   (python: one with bnn and the test dependencies)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=${1:-python3}
+if ! command -v aarch64-linux-gnu-g++ >/dev/null || ! command -v qemu-aarch64 >/dev/null; then
+  SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends g++-aarch64-linux-gnu qemu-user
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$py" - "$work" <<'PY'
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, "tests")
+from conftest import ORIGINAL, MNIST, random_params  # noqa: E402
+
+import bnn  # noqa: E402
+from bnn.runtimes.reference import ReferenceRuntime  # noqa: E402
+
+work = Path(sys.argv[1])
+
+
+def write_case(name, params, images, rule):
+    out = ReferenceRuntime(params).run(images, rule)
+    with open(work / f"{name}.case", "wb") as f:
+        head = [len(params.layers), params.activation_bits, len(params.classes), 784, len(images), rule == "argmax"]
+        f.write(np.array(head, "<i4").tobytes())
+        for layer in params.layers:
+            f.write(np.array([layer.mh, layer.mw, layer.n_thresholds], "<i4").tobytes())
+            f.write(np.ascontiguousarray(layer.weights, np.uint8).tobytes())
+            f.write(np.ascontiguousarray(layer.effective_thresholds(), "<i4").tobytes())
+        f.write(np.ascontiguousarray(images, np.uint8).tobytes())
+        f.write(out.classes.astype("<i4").tobytes() + out.scores.astype("<i4").tobytes())
+        f.write(out.bits.astype(np.uint8).tobytes())
+
+
+rng = np.random.default_rng(16)
+for i, (network, hidden, classes, mw0, n) in enumerate(
+    [("lfcW1A1", (64, 64, 64), 10, 832, 257), ("lfcW1A2", (256, 256, 256), 10, 784, 130),
+     ("lfcW1A1", (48, 200, 16), 3, 790, 67), ("lfcW1A2", (96, 64, 128), 40, 800, 1)]
+):
+    images = rng.integers(0, 256, (n, 784), dtype=np.uint8)
+    write_case(f"random{i}", random_params(rng, network, hidden, classes, mw0), images, ("argmax", "highest_bit")[i % 2])
+if (MNIST / "t10k-images-idx3-ubyte.gz").exists():
+    images = bnn.idx.read_images(MNIST / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
+    for network in ("lfcW1A1", "lfcW1A2"):
+        write_case(f"mnist-{network}", bnn.params.read_params(ORIGINAL / network), images, "highest_bit")
+PY
+sources="src/native/network.cpp src/native/kernel_portable.cpp tests/native/check_kernels.cpp"
+aarch64-linux-gnu-g++ -std=c++17 -O2 -static -pthread -DBNN_HAVE_NEON_KERNELS \
+  $sources src/native/kernel_neon.cpp -o "$work/check-aarch64"
+qemu-aarch64 "$work/check-aarch64" "$work"/*.case
