@@ -84,7 +84,10 @@ std::vector<std::string> kernel_names() {
 }  // namespace
 
 NB_MODULE(_native, m) {
-    m.doc() = "Native bit-packed LFC runtime (see bnn.native for the Python API).";
+    m.doc() = "Native bit-packed LFC runtime (see bnn.runtimes.native for the Python API).";
+    // Networks still referenced when the interpreter exits (a classifier in a module global, a
+    // fixture, a Dask worker's data) are freed with the process: not a leak worth a warning.
+    nb::set_leak_warnings(false);
     m.def("available_kernels", &kernel_names, "Kernels this CPU runs, fastest first.");
     nb::class_<PyNetwork>(m, "Network")
         .def(nb::init<const std::vector<std::tuple<Bits2D, Thresholds2D>>&, int, int, int, const std::string&>(),
