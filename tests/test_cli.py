@@ -30,7 +30,18 @@ def test_help_lists_commands():
     out = run("--help").stdout
     listed = out.split("Commands:")[1].splitlines()
     commands = {line.split()[0] for line in listed if line.strip()}
-    assert commands == {"bench", "classify", "demo", "download", "evaluate", "export", "info", "params", "serve", "train"}
+    assert commands == {
+        "bench",
+        "classify",
+        "demo",
+        "download",
+        "evaluate",
+        "export",
+        "info",
+        "params",
+        "serve",
+        "train",
+    }
     assert "Usage: bnn classify" in run("classify", "--help").stdout
 
 

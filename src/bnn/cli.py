@@ -123,14 +123,16 @@ def _load_inputs(paths: tuple[str, ...]):
     return names, np.concatenate(arrays) if arrays else np.zeros((0, 28, 28), np.uint8)
 
 
+def classifier_options(command):
+    """The options that choose a classifier: network, parameter set, runtime, kernel, device, rule."""
+    for option in (decision_option, device_option, kernel_option, runtime_option, params_option, network_option):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@network_option
-@params_option
-@runtime_option
-@kernel_option
-@device_option
-@decision_option
+@classifier_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
 @click.option(
@@ -264,12 +266,7 @@ def _classify_on_cluster(clf, paths, scheduler: str, output: str | None, as_json
 
 
 @cli.command()
-@network_option
-@params_option
-@runtime_option
-@kernel_option
-@device_option
-@decision_option
+@classifier_options
 @data_option
 @click.option("--images", type=click.Path(), help="IDX3 images (instead of --data).")
 @click.option("--labels", type=click.Path(), help="IDX1 labels (instead of --data).")

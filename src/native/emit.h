@@ -41,5 +41,21 @@ inline void emit_group(const LayerView& L, const Count* pc, const std::int32_t* 
     }
 }
 
+using BlockFn = void (*)(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
+                        std::int32_t*);
+
+// A kernel whose inner loop takes 4 images per weight load: the whole blocks of 4, then the rest one by one.
+template <BlockFn Block4, BlockFn Block1>
+inline void in_blocks_of_4(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
+                           std::uint64_t* out, std::int32_t* counts) {
+    const std::size_t full = n / 4 * 4;
+    Block4(L, in, active, full, out, counts);
+    const std::size_t in_stride = static_cast<std::size_t>(L.in_planes) * L.K;
+    const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
+    const std::size_t neurons = static_cast<std::size_t>(L.groups) * kLanes;
+    Block1(L, in + full * in_stride, active ? active + full : nullptr, n - full,
+           out ? out + full * out_stride : nullptr, counts ? counts + full * neurons : nullptr);
+}
+
 }  // namespace
 }  // namespace bnn::kernels

@@ -62,14 +62,8 @@ void layer_block(const LayerView& L, const std::uint64_t* in, const std::int32_t
 }  // namespace
 
 void layer_neon(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
-                std::uint64_t* out, std::int32_t* counts) {
-    const std::size_t full = n / 4 * 4;
-    layer_block<4>(L, in, active, full, out, counts);
-    const std::size_t in_stride = static_cast<std::size_t>(L.in_planes) * L.K;
-    const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
-    const std::size_t neurons = static_cast<std::size_t>(L.groups) * kLanes;
-    layer_block<1>(L, in + full * in_stride, active ? active + full : nullptr, n - full,
-                   out ? out + full * out_stride : nullptr, counts ? counts + full * neurons : nullptr);
+               std::uint64_t* out, std::int32_t* counts) {
+    in_blocks_of_4<layer_block<4>, layer_block<1>>(L, in, active, n, out, counts);
 }
 
 void pack_neon(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,
