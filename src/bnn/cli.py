@@ -515,18 +515,33 @@ def params_show(name, network):
 
 
 @params.command("convert")
-@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("source")
 @click.argument("dest", type=click.Path())
 @network_option
 @click.option("--decision", type=click.Choice(list(DECISION_RULES)), default=None, help="Record this rule.")
-def params_convert(source, dest, network, decision):
-    """Read a parameter folder, check it, and write it to DEST (optionally recording a decision rule)."""
-    from .params import read_params, write_params
+@click.option("--topk", is_flag=True, help="QONNX: end with TopK(k=1) (FINN's LabelSelect) instead of the scores.")
+@click.option(
+    "--input-shape", type=click.Choice(["1,784", "1,1,28,28"]), default="1,784", show_default=True, help="QONNX input."
+)
+def params_convert(source, dest, network, decision, topk, input_shape):
+    """Convert SOURCE (a set name or folder) to DEST: a parameter folder, or a QONNX model (DEST.onnx).
 
-    p = read_params(source, network)
+    The QONNX model takes raw pixels (0..255, float32) and outputs the last
+    layer's accumulators, exactly `Classifier.infer(x).scores`, in the form
+    Brevitas writes for its bnn_pynq networks (for FINN).
+    """
+    from .params import find_params, read_params, write_params
+
+    p = read_params(find_params(network, source), network)
     if decision:
         p.decision = decision
-    click.echo(f"wrote {write_params(p, dest)}")
+    if Path(dest).suffix == ".onnx":
+        from .formats.qonnx import write_qonnx
+
+        shape = tuple(int(v) for v in input_shape.split(","))
+        click.echo(f"wrote {write_qonnx(p, dest, input_shape=shape, topk=topk)}")
+    else:
+        click.echo(f"wrote {write_params(p, dest)}")
 
 
 @cli.command()

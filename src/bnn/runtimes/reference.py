@@ -54,13 +54,18 @@ class ReferenceRuntime:
             scores[part], bits[part] = self._forward_batch(images[part])
         return scores, bits
 
-    def _forward_batch(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mw0 = self.params.layers[0].mw
-        x = 2.0 * binarize_pixels(images, mw0).astype(np.float32) - 1.0
+    def trace(self, images: np.ndarray):
+        """Yield per layer (acc, values, bits): its (N, MH) int32 accumulators, the values it passes on
+        (+-1, or -1/0/+1 for 3-level activations) and its first threshold's bits (see `bnn.bits`)."""
+        x = 2.0 * binarize_pixels(images, self.params.layers[0].mw).astype(np.float32) - 1.0
         for weights, thresholds in zip(self._weights, self._thresholds):
             acc = accumulators((x @ weights).astype(np.int32), weights.shape[0], self.params.activation_bits)
             values, bits = activate(acc, thresholds)
+            yield acc, values, bits
             x = values.astype(np.float32)
+
+    def _forward_batch(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        *_, (acc, _, bits) = self.trace(images)
         n_classes = len(self.params.classes)
         return acc[:, :n_classes], bits[:, :n_classes]
 
