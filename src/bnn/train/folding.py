@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..bits import accumulator_thresholds, dot_thresholds
-from ..errors import BnnError
+from ..folding import fold_steps
 from ..paramset import PIXELS, Layer, ParamSet, network_with_bits
 from .model import LFC
 
@@ -40,19 +40,8 @@ def _fold_layer(norm, mw: int, activation_bits: int):
     grid = d.unsqueeze(1).expand(-1, norm.num_features).contiguous()
     boundaries = (0.0,) if activation_bits == 1 else (-0.5, 0.5)
     outs = [_output_bits(norm, grid, b) for b in boundaries]  # (neurons, 2mw+1)
-    # Flip where the output falls with d (negative BatchNorm scale): judge by the first boundary's trend.
-    falling = np.array([o[:, 0].astype(int) > o[:, -1].astype(int) for o in outs]).any(axis=0)
-    thresholds = np.empty((norm.num_features, len(boundaries)), dtype=np.int64)
-    d_np = d.numpy().astype(np.int64)
-    for k, out in enumerate(outs):
-        # A flipped row computes -d: its outputs over ascending d are the originals reversed.
-        out = np.where(falling[:, None], out[:, ::-1], out)
-        if not (np.diff(out.astype(np.int8), axis=1) >= 0).all():
-            raise BnnError("a BatchNorm is not monotone in its input: cannot fold it into a threshold")
-        # Last d whose output is 0 (d ascending after the flip); -mw-1 when none is.
-        zeros = (~out).sum(axis=1)
-        t_dot = np.where(zeros > 0, d_np[np.maximum(zeros - 1, 0)], -mw - 1)
-        thresholds[:, k] = accumulator_thresholds(t_dot, mw, activation_bits)
+    t_dot, falling = fold_steps(outs, d.numpy().astype(np.int64), where="a BatchNorm")
+    thresholds = accumulator_thresholds(t_dot, mw, activation_bits)
     return np.clip(thresholds, -32768, 32767), falling
 
 
