@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import IN_CI
+from conftest import IN_CI, options
 
 for module in ("onnx", "qonnx"):
     pytest.importorskip(module) if not IN_CI else __import__(module)
@@ -16,7 +16,8 @@ from qonnx.transformation.infer_shapes import InferShapes  # noqa: E402
 from test_cli import run  # noqa: E402
 
 import bnn  # noqa: E402
-from bnn.formats.qonnx import write_qonnx  # noqa: E402
+from bnn.errors import ParamsError, UnknownNameError  # noqa: E402
+from bnn.formats.qonnx import read_qonnx, write_qonnx  # noqa: E402
 from bnn.runtimes.reference import ReferenceRuntime  # noqa: E402
 
 N = 1000
@@ -53,3 +54,88 @@ def test_cli_converts_to_qonnx_with_labelselect(original_dir, mnist_test, tmp_pa
     for image in mnist_test[0][:5]:
         out = execute_onnx(model, {"global_in": image.reshape(1, 1, 28, 28).astype(np.float32)})
         assert int(out["global_out"][0, 0]) == int(clf.predict(image[None])[0])
+
+
+# ---------------------------------------------------------------- import
+
+
+@pytest.mark.parametrize("source", ["original", "shipped"])
+@pytest.mark.parametrize("network", ["lfcW1A1", "lfcW1A2"])
+def test_round_trip_through_qonnx_keeps_every_number(original_dir, mnist_test, tmp_path, source, network, runtime):
+    params = bnn.params.read_params(original_dir / network) if source == "original" else _shipped(network)
+    back = read_qonnx(write_qonnx(params, tmp_path / "m.onnx"))
+    assert back.network == network and back.classes == params.classes and back.decision == "argmax"
+    images = mnist_test[0]
+    want = ReferenceRuntime(params).run(images.reshape(-1, 784), "argmax")
+    got = bnn.Classifier(None, back, runtime[0], **options(*runtime)).infer(images)
+    np.testing.assert_array_equal(got.scores, want.scores)
+    np.testing.assert_array_equal(got.classes, want.classes)
+
+
+brevitas = pytest.importorskip("brevitas") if not IN_CI else __import__("brevitas")
+
+
+@pytest.fixture(scope="module", params=["tfc_1w1a", "sfc_1w1a", "lfc_1w1a"])
+def brevitas_model(request, mnist_test, tmp_path_factory):
+    """A Brevitas bnn_pynq FC network, seeded and trained on 1,000 images, exported with export_qonnx."""
+    import torch
+    from brevitas.export import export_qonnx
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    torch.manual_seed(0)
+    model, _ = model_with_cfg(request.param, pretrained=False)
+    images, labels = mnist_test  # stand-in training data: the test only needs trained statistics
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    model.train()
+    for s in range(0, 1000, 100):
+        x = torch.from_numpy(images[s : s + 100].copy()).float().unsqueeze(1) / 255
+        loss = torch.nn.functional.cross_entropy(model(x), torch.from_numpy(labels[s : s + 100].astype(np.int64)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    path = tmp_path_factory.mktemp("brevitas") / f"{request.param}.onnx"
+    export_qonnx(model, torch.zeros(1, 1, 28, 28), str(path))
+    with torch.no_grad():
+        outputs = model(torch.from_numpy(images.copy()).float().unsqueeze(1) / 255).numpy()
+    return path, outputs
+
+
+def test_brevitas_models_run_here_bit_exact(brevitas_model, mnist_test, runtime):
+    path, outputs = brevitas_model
+    clf = bnn.Classifier(None, path, runtime[0], **options(*runtime))
+    ours = clf.predict(mnist_test[0])
+    # Brevitas' outputs are integer accumulators times one scale: classes tie; ours is one of its maxima
+    # (the first, as argmax breaks ties by the lowest index).
+    np.testing.assert_array_equal(outputs[np.arange(len(ours)), ours], outputs.max(axis=1))
+    np.testing.assert_array_equal(ours, outputs.argmax(axis=1))
+
+
+def test_brevitas_w1a2_input_is_refused_with_the_reason(tmp_path):
+    import torch
+    from brevitas.export import export_qonnx
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    model, _ = model_with_cfg("tfc_1w2a", pretrained=False)
+    export_qonnx(model.eval(), torch.zeros(1, 1, 28, 28), str(tmp_path / "w1a2.onnx"))
+    with pytest.raises(ParamsError, match="it has 3 levels; the LFC arithmetic takes 1-bit pixels"):
+        read_qonnx(tmp_path / "w1a2.onnx")
+
+
+def test_bad_qonnx_files_are_named(tmp_path, original_dir):
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(ParamsError, match=r"junk.onnx: not a readable ONNX model"):
+        read_qonnx(tmp_path / "junk.onnx")
+    path = write_qonnx(bnn.params.read_params(original_dir / "lfcW1A2"), tmp_path / "a2.onnx")
+    with pytest.raises(UnknownNameError, match="a2.onnx is a lfcW1A2 set, not lfcW1A1"):
+        bnn.Classifier("lfcW1A1", path)
+
+
+def test_cli_takes_onnx_wherever_a_set_goes(original_dir, mnist_test, tmp_path):
+    model = write_qonnx(bnn.params.read_params(original_dir / "lfcW1A2"), tmp_path / "m.onnx")
+    assert run("params", "show", model).stdout.startswith(f"lfcW1A2 at {model}")
+    images = bnn.idx.write_idx(tmp_path / "i-idx3-ubyte", mnist_test[0][:20])
+    from_onnx = run("classify", images, "-p", model, "--json").stdout  # the network comes from the file
+    folder = tmp_path / "folder"
+    run("params", "convert", model, folder)
+    assert run("classify", images, "-p", folder, "-n", "lfcW1A2", "--json").stdout == from_onnx

@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import ImageError, UnknownNameError
 from .formats import idx
-from .params import DECISION_RULES, PIXELS, ParamSet, find_params, network_spec, read_params
+from .params import DECISION_RULES, PIXELS, ParamSet, load_params, network_spec
 from .runtimes import Outputs, make_runtime
 
 __all__ = ["Classifier", "as_images"]
@@ -74,9 +74,9 @@ class Classifier:
     """An LFC network with its parameters on one runtime.
 
     # Arguments
-    network: "lfcW1A1" or "lfcW1A2".
+    network: "lfcW1A1" or "lfcW1A2"; None takes it from `params` (a QONNX file or `ParamSet`).
     params: a parameter-set name ("mnist", looked up by `bnn.params.find_params`),
-        a folder path, or a `ParamSet`.
+        a folder path, a QONNX model (``*.onnx``, e.g. from Brevitas) or a `ParamSet`.
     runtime: "native" (alias "python_hw"), "reference" (alias "python_sw") or "torch".
     kernel: native kernel to force ("avx512", "avx2", "portable"); None picks the fastest.
     threads: native threads; None uses every core.
@@ -87,7 +87,7 @@ class Classifier:
 
     def __init__(
         self,
-        network: str,
+        network: str | None,
         params: str | os.PathLike | ParamSet = "mnist",
         runtime: str = "native",
         *,
@@ -97,13 +97,9 @@ class Classifier:
         params_path=None,
         device: str | None = None,
     ):
-        network_spec(network)
-        if isinstance(params, ParamSet):
-            if params.network != network:
-                raise UnknownNameError(f"parameter set is for {params.network}, not {network}")
-            self.params = params
-        else:
-            self.params = read_params(find_params(network, params, params_path), network)
+        if network is not None:
+            network_spec(network)
+        self.params = load_params(network, params, params_path)
         if decision is not None and decision not in DECISION_RULES:
             raise UnknownNameError(f"unknown decision rule {decision!r}; known: {', '.join(DECISION_RULES)}")
         self.decision = decision or self.params.decision

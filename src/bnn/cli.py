@@ -40,7 +40,11 @@ class _Group(click.Group):
 
 
 network_option = click.option(
-    "--network", "-n", type=click.Choice(list(NETWORKS)), default="lfcW1A1", show_default=True
+    "--network",
+    "-n",
+    type=click.Choice(list(NETWORKS)),
+    default=None,
+    help="Default: lfcW1A1, or the network of a QONNX --params file.",
 )
 params_option = click.option("--params", "-p", default="mnist", show_default=True, help="Parameter-set name or folder.")
 runtime_option = click.option("--runtime", type=click.Choice(sorted(RUNTIMES)), default="native", show_default=True)
@@ -298,7 +302,7 @@ def evaluate(network, params, runtime, kernel, device, decision, data, images, l
         pred = clf.predict_file(images_path, progress=True)
         pick = lambda wrong: _pick_images(images_path, wrong)  # noqa: E731
     correct = int((pred == y).sum())
-    click.echo(f"{network} {clf.params.source} ({clf.runtime}/{clf.kernel}, decision {clf.decision})")
+    click.echo(f"{clf.network} {clf.params.source} ({clf.runtime}/{clf.kernel}, decision {clf.decision})")
     click.echo(f"accuracy: {correct}/{len(y)} = {100 * correct / max(len(y), 1):.2f} %")
     click.echo(f"time: {clf.usec_per_image:.3f} us per image")
     cm = confusion_matrix(y, pred, n)
@@ -314,7 +318,9 @@ def evaluate(network, params, runtime, kernel, device, decision, data, images, l
     if plot:
         from . import plot as plots
 
-        path = plots.confusion_matrix(cm, clf.classes, plot, title=f"{network}: {100 * correct / max(len(y), 1):.2f} %")
+        path = plots.confusion_matrix(
+            cm, clf.classes, plot, title=f"{clf.network}: {100 * correct / max(len(y), 1):.2f} %"
+        )
         wrong = np.flatnonzero(pred != y)
         shown = pick(wrong[:40])
         grid = plots.misclassified_grid(
@@ -434,7 +440,7 @@ def train(
         if classes_file:
             kwargs["classes"] = [line.strip() for line in Path(classes_file).read_text().splitlines() if line.strip()]
     config = TrainConfig(
-        network=network,
+        network=network or "lfcW1A1",
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -497,10 +503,10 @@ def params_list():
 @click.argument("name")
 @network_option
 def params_show(name, network):
-    """Geometry, classes, decision rule and provenance of a parameter set."""
-    from .params import find_params, read_params
+    """Geometry, classes, decision rule and provenance of a parameter set (a name, folder or .onnx file)."""
+    from .params import load_params
 
-    p = read_params(find_params(network, name))
+    p = load_params(network, name)
     click.echo(f"{p.network} at {p.source}")
     for i, layer in enumerate(p.layers):
         click.echo(
@@ -524,15 +530,15 @@ def params_show(name, network):
     "--input-shape", type=click.Choice(["1,784", "1,1,28,28"]), default="1,784", show_default=True, help="QONNX input."
 )
 def params_convert(source, dest, network, decision, topk, input_shape):
-    """Convert SOURCE (a set name or folder) to DEST: a parameter folder, or a QONNX model (DEST.onnx).
+    """Convert SOURCE (a set name, folder or QONNX .onnx file) to DEST: a parameter folder, or DEST.onnx.
 
     The QONNX model takes raw pixels (0..255, float32) and outputs the last
     layer's accumulators, exactly `Classifier.infer(x).scores`, in the form
     Brevitas writes for its bnn_pynq networks (for FINN).
     """
-    from .params import find_params, read_params, write_params
+    from .params import load_params, write_params
 
-    p = read_params(find_params(network, source), network)
+    p = load_params(network, source)
     if decision:
         p.decision = decision
     if Path(dest).suffix == ".onnx":

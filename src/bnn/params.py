@@ -15,7 +15,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from .errors import ParamsNotFoundError
+from .errors import ParamsNotFoundError, UnknownNameError
 from .formats.pynq import META_FILE, read_params, write_params
 from .paramset import DECISION_RULES, NETWORKS, PIXELS, Layer, NetworkSpec, ParamSet, network_spec
 
@@ -29,12 +29,30 @@ __all__ = [
     "ParamSet",
     "available_params",
     "find_params",
+    "load_params",
     "network_spec",
     "package_params_dir",
     "read_params",
     "search_path",
     "write_params",
 ]
+
+
+def load_params(network: str | None, source, params_path=None) -> ParamSet:
+    """The `ParamSet` that `source` names for `network`: a `ParamSet`, a QONNX file (``*.onnx``, whose
+    network is read from it: `network` may be None), a set name or a folder (`network` None: lfcW1A1)."""
+    if isinstance(source, ParamSet):
+        params = source
+    elif str(source).endswith(".onnx"):
+        from .formats.qonnx import read_qonnx
+
+        params = read_qonnx(source)
+    else:
+        network = network or "lfcW1A1"
+        return read_params(find_params(network, source, params_path), network)
+    if network is not None and params.network != network:
+        raise UnknownNameError(f"{params.source or 'parameter set'} is a {params.network} set, not {network}")
+    return params
 
 
 def package_params_dir() -> Path:

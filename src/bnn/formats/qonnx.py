@@ -27,10 +27,10 @@ import numpy as np
 
 from .._atomic import atomic_write
 from ..bits import PIXEL_THRESHOLD
-from ..errors import MissingExtraError
+from ..errors import MissingExtraError, ParamsError
 from ..paramset import PIXELS, ParamSet
 
-__all__ = ["QONNX_DOMAIN", "to_qonnx", "write_qonnx"]
+__all__ = ["QONNX_DOMAIN", "read_qonnx", "to_qonnx", "write_qonnx"]
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 _EPS = 1e-5
@@ -174,3 +174,230 @@ def write_qonnx(params: ParamSet, path: str | os.PathLike, **options) -> Path:
     with atomic_write(path) as f:
         f.write(model.SerializeToString())
     return path
+
+
+# ---------------------------------------------------------------- import
+
+
+def _quant_levels(op: str, y: np.ndarray, node, consts: dict, where: str) -> np.ndarray:
+    """The integer levels (-1/+1, or -1/0/+1) a quantizer node gives for float32 inputs y."""
+    scale = consts[node.input[1]]
+    if np.any(scale <= 0) or np.size(scale) != 1:
+        raise ParamsError(f"{where}: quantizer scale {scale.tolist()}: only one positive scale per tensor")
+    if op == "BipolarQuant":
+        return np.where(y >= 0, 1, -1).astype(np.int64)
+    attrs = {a.name: a for a in node.attribute}
+    zero, bits = _scalar(consts[node.input[2]], where), _scalar(consts[node.input[3]], where)
+    signed = attrs["signed"].i if "signed" in attrs else 1
+    narrow = attrs["narrow"].i if "narrow" in attrs else 0
+    mode = attrs["rounding_mode"].s.decode() if "rounding_mode" in attrs else "ROUND"
+    if (bits, signed, narrow, zero, mode) != (2.0, 1, 1, 0.0, "ROUND"):
+        raise ParamsError(
+            f"{where}: Quant of {bits:g} bits (signed={signed}, narrow={narrow}, zero point {zero:g}, {mode}): "
+            "only 1-bit (BipolarQuant) and 2-bit narrow signed (-1, 0, +1) activations are supported"
+        )
+    return np.clip(np.round(y / np.float32(scale)), -1, 1).astype(np.int64)
+
+
+def _scalar(value: np.ndarray, where: str) -> float:
+    if np.size(value) != 1:
+        raise ParamsError(f"{where}: expected one value per tensor, got shape {np.shape(value)}")
+    return float(np.asarray(value).reshape(-1)[0])
+
+
+def _elementwise(node, x_is_first: bool, consts: dict):
+    """A float32 function for Mul/Div/Add/Sub/BatchNormalization with constant operands."""
+    op = node.op_type
+    if op == "BatchNormalization":
+        scale, bias, mean, var = (consts[n].astype(np.float32) for n in node.input[1:5])
+        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        std = np.sqrt(var + np.float32(eps)).astype(np.float32)
+        return lambda v: ((v - mean) / std * scale + bias).astype(np.float32)
+    other = consts[node.input[1] if x_is_first else node.input[0]].astype(np.float32)
+    ops = {
+        "Mul": lambda v: v * other,
+        "Add": lambda v: v + other,
+        "Sub": (lambda v: v - other) if x_is_first else (lambda v: other - v),
+        "Div": (lambda v: v / other) if x_is_first else (lambda v: other / v),
+    }
+    return lambda v: ops[op](v).astype(np.float32)
+
+
+def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> ParamSet:
+    """A `ParamSet` from a QONNX model of a binarized fully connected network (Brevitas' bnn_pynq FC, or ours).
+
+    The graph: an input prefix of scalar Mul/Sub/Add/Div (and Reshape) then
+    a BipolarQuant, which must amount to pixel >= 128 for raw pixels (0..255)
+    or for pixels scaled to 0..1 (Brevitas' convention); then per layer a
+    Gemm or MatMul with BipolarQuant weights, elementwise Mul/Add/Sub/Div and
+    BatchNormalization, and a BipolarQuant or 2-bit Quant; the last layer's
+    output (after an optional per-tensor TensorNorm, and TopK) is its score.
+    Each hidden layer's float function is evaluated at every reachable dot
+    product and folded into thresholds (`bnn.folding`); a negative scale
+    flips the neuron, and for the last layer the rows (argmax of a falling
+    function is an argmin). The set decides by argmax. ParamsError names the
+    file and the node that does not fit.
+    """
+    onnx = _onnx()
+    from onnx import numpy_helper
+
+    from ..bits import accumulator_thresholds
+    from ..folding import fold_steps
+    from ..paramset import Layer, network_with_bits
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path))  # external data (model.onnx.data beside it) loads too
+    except Exception as exc:  # noqa: BLE001 - protobuf and IO errors alike: say which file
+        raise ParamsError(f"{path}: not a readable ONNX model: {exc}") from None
+    graph = model.graph
+    consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for n in graph.node:
+        if n.op_type == "Constant":
+            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    meta = {p.key: p.value for p in model.metadata_props}
+    tensors: dict[str, tuple] = {graph.input[0].name: ("input", lambda v: v)}
+    layers: list[dict] = []
+    input_scale = None
+    for node in graph.node:
+        op, where = node.op_type, f"{path}: node {node.name or node.op_type} ({node.op_type})"
+        if op == "Constant":
+            continue
+        args = [tensors.get(name) for name in node.input]
+        live = [i for i, a in enumerate(args) if a is not None]
+        if op in ("BipolarQuant", "Quant") and node.input[0] in consts:  # weights
+            w = consts[node.input[0]]
+            if op != "BipolarQuant":
+                raise ParamsError(f"{where}: only 1-bit weights (BipolarQuant) are supported")
+            consts[node.output[0]] = np.where(w >= 0, 1.0, -1.0) * _scalar(consts[node.input[1]], where)
+            continue
+        if not live:
+            continue
+        kind, value = args[live[0]][0], args[live[0]][1:]
+        if op in ("Reshape", "Flatten", "Identity"):
+            tensors[node.output[0]] = args[0]
+        elif op in ("Mul", "Div", "Add", "Sub", "BatchNormalization") and kind in ("input", "pre"):
+            fn = _elementwise(node, live[0] == 0, consts)
+            inner = value[-1]
+            tensors[node.output[0]] = (kind, *value[:-1], lambda v, f=fn, g=inner: f(g(v)))
+        elif op in ("BipolarQuant", "Quant") and kind == "input":
+            if layers:
+                raise ParamsError(f"{where}: a second input quantizer")
+            levels = {}
+            for name, scaled in (
+                ("0..255", np.arange(256, dtype=np.float32)),
+                ("0..1", (np.arange(256, dtype=np.float32) / np.float32(255))),
+            ):
+                levels[name] = _quant_levels(op, value[-1](scaled), node, consts, where)
+            want = np.where(np.arange(256) >= PIXEL_THRESHOLD, 1, -1)
+            input_scale = next((k for k, v in levels.items() if (v == want).all()), None)
+            if input_scale is None:
+                three = op == "Quant" and any((v == 0).any() for v in levels.values())
+                raise ParamsError(
+                    f"{where}: the input quantizer is not pixel >= {PIXEL_THRESHOLD} for pixels 0..255 or 0..1"
+                    + (" (it has 3 levels; the LFC arithmetic takes 1-bit pixels)" if three else "")
+                )
+            tensors[node.output[0]] = ("act", 1.0, 2)  # +-1 values, step 2 between reachable dots
+        elif op in ("Gemm", "MatMul") and kind == "act":
+            w = consts.get(node.input[1])
+            if w is None:
+                raise ParamsError(f"{where}: weights are not a constant")
+            attrs = {a.name: a for a in node.attribute}
+            w = w if op == "Gemm" and "transB" in attrs and attrs["transB"].i else w.T
+            scale_w = float(np.abs(w).max()) or 1.0
+            alpha = attrs["alpha"].f if "alpha" in attrs else 1.0
+            bias = consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+            bias = (
+                np.zeros(w.shape[0], np.float32)
+                if bias is None
+                else bias * (attrs["beta"].f if "beta" in attrs else 1.0)
+            )
+            in_scale, step = value[0], value[1]
+            factor = np.float32(in_scale * scale_w * alpha)
+            layers.append({"weights": (w > 0).astype(np.uint8), "step": step, "node": where})
+            tensors[node.output[0]] = (
+                "pre",
+                len(layers) - 1,
+                lambda d, f=factor, b=bias: (d * f + b).astype(np.float32),
+            )
+        elif op in ("BipolarQuant", "Quant") and kind == "pre":
+            index, fn = value
+            layer = layers[index]
+            k = layer["weights"].shape[1]
+            d = np.arange(-k, k + 1, layer["step"], dtype=np.int64)  # every reachable dot product
+            y = fn(np.repeat(d[:, None].astype(np.float32), layer["weights"].shape[0], axis=1))
+            levels = _quant_levels(op, y, node, consts, where).T  # (neurons, len(d))
+            n_steps = 1 if op == "BipolarQuant" else 2
+            above = [levels > 0] if n_steps == 1 else [levels > -1, levels > 0]
+            layer["thresholds_dot"], layer["falling"] = fold_steps(above, d, where=where)
+            scale = _scalar(consts[node.input[1]], where)
+            tensors[node.output[0]] = ("act", scale, 2 if n_steps == 1 else 1)
+        elif op == "TopK" and kind == "pre":
+            tensors[node.output[1]] = tensors[node.output[0]] = args[live[0]]
+        else:
+            raise ParamsError(f"{where}: not part of a binarized fully connected network that bnn can run")
+    if len(layers) < 2 or "thresholds_dot" in layers[-1]:
+        raise ParamsError(f"{path}: expected hidden layers ending in quantizers and a last layer without one")
+    # The last layer: argmax of its output must be argmax of the integer dot products.
+    last, fn = layers[-1], tensors[graph.output[0].name][2] if tensors.get(graph.output[0].name) else None
+    if fn is None:
+        raise ParamsError(f"{path}: the graph output is not the last layer's scores")
+    k = last["weights"].shape[1]
+    d = np.arange(-k, k + 1, last["step"], dtype=np.float32)
+    y = fn(np.repeat(d[:, None], last["weights"].shape[0], axis=1))
+    if not (y == y[:, :1]).all():
+        raise ParamsError(
+            f"{last['node']}: the output scale differs between classes: argmax of the integer "
+            "accumulators would not be the model's"
+        )
+    rising, falling = (np.diff(y[:, 0]) > 0).all(), (np.diff(y[:, 0]) < 0).all()
+    if not (rising or falling):
+        raise ParamsError(f"{last['node']}: the output is not strictly monotone in the dot product")
+    if falling:  # argmax of a falling function is the argmin: negate the rows
+        last["weights"] = 1 - last["weights"]
+    return _assemble(layers, classes, meta, path, input_scale, network_with_bits, Layer, accumulator_thresholds)
+
+
+def _fold_width(n: int) -> int:
+    """The widest folding (PE or SIMD) of at most 64 that divides n."""
+    return max(f for f in range(1, 65) if n % f == 0)
+
+
+def _assemble(layers, classes, meta, path, input_scale, network_with_bits, Layer, accumulator_thresholds):
+    """The `ParamSet` of the parsed layers (hidden thresholds folded, last layer padded to a multiple of 8)."""
+    steps = {layer["thresholds_dot"].shape[1] for layer in layers[:-1]}
+    if len(steps) != 1:
+        raise ParamsError(f"{path}: hidden layers mix 1-bit and 3-level activations")
+    bits = 1 if steps == {1} else 2
+    spec = network_with_bits(bits)
+    if len(layers) != spec.n_layers:
+        raise ParamsError(f"{path}: {len(layers)} layers; {spec.name} has {spec.n_layers}")
+    out = []
+    for layer in layers[:-1]:
+        w = layer["weights"]
+        w = np.where(layer["falling"][:, None], 1 - w, w).astype(np.uint8)
+        t = accumulator_thresholds(layer["thresholds_dot"], w.shape[1], bits)
+        out.append(Layer(w, np.clip(t, -32768, 32767), pe=_fold_width(w.shape[0]), simd=_fold_width(w.shape[1])))
+    w = layers[-1]["weights"]
+    n_classes, mw = w.shape
+    rows = -(-n_classes // 8) * 8
+    last = np.zeros((rows, mw), dtype=np.uint8)
+    last[:n_classes] = w
+    # Output bits: dot > 0 (they serve only the highest-bit rule; these sets decide by argmax).
+    t = np.full((rows, 1), accumulator_thresholds(0, mw, bits), dtype=np.int64)
+    out.append(Layer(last, t, pe=_fold_width(rows), simd=_fold_width(mw)))
+    names = classes or (
+        meta["bnn.classes"].split("\n") if "bnn.classes" in meta else [str(i) for i in range(n_classes)]
+    )
+    if len(names) != n_classes:
+        raise ParamsError(f"{path}: {len(names)} class names for {n_classes} outputs")
+    params = ParamSet(
+        spec.name,
+        out,
+        list(names),
+        decision="argmax",
+        metadata={"imported_from": path.name, "format": "qonnx", "input_pixels": input_scale},
+        source=path,
+    )
+    params.validate()
+    return params
