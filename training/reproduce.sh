@@ -7,8 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for network in lfcW1A1 lfcW1A2; do
-  bnn train --network "$network" --epochs 180 --threads 1 --seed 0 \
+  bnn train --network "$network" --epochs 180 --threads 1 --seed 0 --data ../shared/data/mnist \
     --out "train-runs/$network" --export "src/bnn/params/mnist/$network" --overwrite \
     > "training/$network.log" 2>&1 &
 done
 wait
+# The recipes tried since (MODEL_CARD.md, "Every run tried"), one W1A1 run each:
+#   bnn train -n lfcW1A1 --epochs 100 --threads 1 --validation 5000 --label-smoothing 0.1 --data ../shared/data/mnist \
+#     --out train-runs/w1a1-ls --export train-runs/w1a1-ls/export
+#   bnn train -n lfcW1A1 --epochs 80 --threads 1 --validation 5000 --distill 0.5 --data ../shared/data/mnist \
+#     --out train-runs/w1a1-kd --export train-runs/w1a1-kd/export
