@@ -51,7 +51,7 @@ def _reset_peak() -> None:
 
 
 def _folder_decoding(base: np.ndarray, count: int = 1797) -> str:
-    """Decoding a folder of small PNGs (MNIST digits): one thread against every core, same results."""
+    """Decoding a folder of small PNGs (MNIST digits): one process against every core, same results."""
     from PIL import Image
 
     from bnn.formats.folders import decode
@@ -67,7 +67,7 @@ def _folder_decoding(base: np.ndarray, count: int = 1797) -> str:
         same = bool((decode(files, progress=False, workers=1) == decode(files, progress=False)).all())
     return (
         f"Decoding a folder of {count:,} PNG digits (load_image: decode, crop, scale, centre): "
-        f"{one:.2f} s on 1 thread, {every:.2f} s on {cores} ({one / every:.2f}x), identical: {same}."
+        f"{one:.2f} s in 1 process, {every:.2f} s in {cores} ({one / every:.2f}x), identical: {same}."
     )
 
 

@@ -119,7 +119,8 @@ def _load(chunk: Chunk) -> np.ndarray:
     if chunk.files:
         from .formats.folders import decode
 
-        images = decode([Path(f) for f in chunk.files], progress=False)
+        # One process per chunk: the cluster runs chunks side by side (and a worker may not fork).
+        images = decode([Path(f) for f in chunk.files], progress=False, workers=1)
     else:
         parts = list(idx.iter_images(chunk.path, start=chunk.start, stop=chunk.stop))
         images = np.concatenate(parts) if parts else np.zeros((0, 28, 28), np.uint8)
