@@ -13,6 +13,7 @@ import onnx  # noqa: E402
 from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
 from qonnx.core.onnx_exec import execute_onnx  # noqa: E402
 from qonnx.transformation.infer_shapes import InferShapes  # noqa: E402
+from qonnx.util.cleanup import cleanup_model  # noqa: E402
 from test_cli import run  # noqa: E402
 
 import bnn  # noqa: E402
@@ -33,7 +34,8 @@ def test_qonnx_executor_gives_our_numbers_layer_by_layer(original_dir, mnist_tes
     params = bnn.params.read_params(original_dir / network) if source == "original" else _shipped(network)
     images = mnist_test[0][:N].reshape(N, 784)
     # The graph FINN gets, with a batch of N declared so the executor runs them in one pass.
-    model = ModelWrapper(str(write_qonnx(params, tmp_path / "m.onnx", input_shape=(N, 784)))).transform(InferShapes())
+    path = write_qonnx(params, tmp_path / "m.onnx", input_shape=(N, 784))
+    model = ModelWrapper(str(path)).transform(InferShapes())
     got = execute_onnx(model, {"global_in": images.astype(np.float32)}, return_full_exec_context=True)
     layers = list(ReferenceRuntime(params).trace(images))
     c = len(params.classes)
@@ -42,6 +44,12 @@ def test_qonnx_executor_gives_our_numbers_layer_by_layer(original_dir, mnist_tes
         np.testing.assert_array_equal(got[f"out{i}"], values)
     np.testing.assert_array_equal(got["acc3"], layers[-1][0][:, :c])
     np.testing.assert_array_equal(got["scores"], bnn.Classifier(network, params).infer(images).scores)
+    # After qonnx's cleanup (constant folding, readable names), as FINN's front end starts: the same scores.
+    # (ConvertBipolarMatMulToXnorPopcount needs FINN's MultiThreshold nodes upstream: it applies only after
+    # FINN's own QONNX conversion, not to this graph, nor to Brevitas'.)
+    clean = cleanup_model(ModelWrapper(str(path)))
+    out = execute_onnx(clean, {clean.graph.input[0].name: images.astype(np.float32)})
+    np.testing.assert_array_equal(out[clean.graph.output[0].name], got["scores"])
 
 
 def test_cli_converts_to_qonnx_with_labelselect(original_dir, mnist_test, tmp_path):
@@ -120,6 +128,18 @@ def test_brevitas_w1a2_input_is_refused_with_the_reason(tmp_path):
     export_qonnx(model.eval(), torch.zeros(1, 1, 28, 28), str(tmp_path / "w1a2.onnx"))
     with pytest.raises(ParamsError, match="it has 3 levels; the LFC arithmetic takes 1-bit pixels"):
         read_qonnx(tmp_path / "w1a2.onnx")
+
+
+def test_a_model_with_external_data_loads(original_dir, mnist_test, tmp_path):
+    params = bnn.params.read_params(original_dir / "lfcW1A1")
+    model = onnx.load(write_qonnx(params, tmp_path / "inline.onnx"))
+    onnx.save(model, tmp_path / "split.onnx", save_as_external_data=True, location="split.onnx.data", size_threshold=0)
+    assert (tmp_path / "split.onnx.data").stat().st_size > 3_000_000  # the weights live beside the graph
+    back = read_qonnx(tmp_path / "split.onnx")
+    np.testing.assert_array_equal(
+        bnn.Classifier(None, back).infer(mnist_test[0][:500]).scores,
+        bnn.Classifier("lfcW1A1", params, decision="argmax").infer(mnist_test[0][:500]).scores,
+    )
 
 
 def test_bad_qonnx_files_are_named(tmp_path, original_dir):

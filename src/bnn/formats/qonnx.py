@@ -4,7 +4,7 @@ Needs ``onnx`` (``pip install 'bitexact-bnn[qonnx]'``). The graph, per layer
 of the set (raw pixels 0..255 in, float32, shape (1, 784) or (1, 1, 28, 28)):
 
     input:   Mul(1/255) -> Mul(2) -> Sub(1) -> BipolarQuant      pixel p -> +1 when p >= 128
-    layer:   Gemm(x, BipolarQuant(W)) [+ the padding columns' fixed sum, layer 0]
+    layer:   MatMul(x, BipolarQuant(W)) [+ the padding columns' fixed sum, layer 0]
              [W1A1: Add(MW) -> Mul(1/2)]            -> the hardware's accumulator acc
              BatchNormalization -> BipolarQuant      one threshold:  acc > T
                                 -> Quant(2 bits)     two thresholds: (acc > T0) + (acc > T1) - 1
@@ -99,8 +99,9 @@ def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), to
         signs = layer.weights.astype(np.float32) * 2 - 1
         rows = signs[:n_classes] if i == last else signs
         columns = rows[:, :PIXELS] if i == 0 else rows
-        w = node("BipolarQuant", [const(f"w{i}_float", columns), "unit"], f"w{i}", QONNX_DOMAIN)
-        y = node("Gemm", [x, w], f"dot{i}", transB=1)
+        # MatMul with (K, N) weights, the form qonnx's ConvertBipolarMatMulToXnorPopcount and FINN take.
+        w = node("BipolarQuant", [const(f"w{i}_float", columns.T.copy()), "unit"], f"w{i}", QONNX_DOMAIN)
+        y = node("MatMul", [x, w], f"dot{i}")
         if i == 0 and layer.mw > PIXELS:  # the padding columns see -1: a fixed sum per neuron
             y = node("Add", [y, const("pad_sum", -rows[:, PIXELS:].sum(axis=1))], "dot0_padded")
         if params.activation_bits == 1:  # popcount(XNOR) = (dot + MW) / 2
