@@ -132,7 +132,9 @@ def test_bench_quick_reports_every_runtime(original_dir, tmp_path):
             line for line in text.splitlines() if line.startswith((f"| {network} | reference", f"| {network} | native"))
         ]
         assert {row.split("|")[3].strip() for row in rows} == set(kernels)
-        assert all(row.rstrip(" |").endswith("yes") for row in rows)  # every row exact
+        assert all(row.split("|")[9].strip() == "yes" for row in rows)  # every row exact
+        natives = [row for row in rows if "| native |" in row]
+        assert natives and all(row.split("|")[11].strip().endswith("%") for row in natives)  # beside its bound
 
 
 def test_download_then_demo_from_the_cache(tmp_path):

@@ -218,3 +218,15 @@ def test_missing_extension_falls_back_with_a_warning(original, monkeypatch):
     assert bnn.runtime_info()["native"] is False
     with pytest.raises(NativeUnavailableError, match="not built"):
         make_runtime(original, "native", kernel="avx2")
+
+
+def test_each_kernel_has_a_measured_bound(original):
+    if not native.is_available():
+        pytest.skip("native runtime not built")
+    assert native.words_per_image(original) == 1024 * 13 + 2 * 1024 * 16 + 64 * 16  # LFC: 47,104
+    for kernel in native.available_kernels():
+        one = native.bound(kernel, original, seconds=0.05)
+        assert one > 1000  # images/s: any kernel's inner step runs far faster than this
+        assert native.bound(kernel, original, 2, seconds=0.05) > one  # two cores, twice the steps (about)
+    with pytest.raises(ValueError, match="kernel 'sve' cannot run on this CPU or is unknown"):
+        native._native.probe("sve", 0.01)

@@ -4,6 +4,7 @@ import numpy as np
 import numpy.typing as npt
 
 def available_kernels() -> list[str]: ...
+def probe(kernel: str, seconds: float = 0.3) -> float: ...
 
 class Network:
     def __init__(

@@ -133,7 +133,7 @@ def run_benchmarks(
     n = len(flat)
     runs = 3 if quick else 5
     threads = native.default_threads()
-    rows, latency = [], {}
+    rows, latency, bounds = [], {}, {}
     for network in NETWORKS:
         folder = Path(params_dir) / network if params_dir else find_params(network, "mnist")
         params = read_params(folder, network)
@@ -150,6 +150,8 @@ def run_benchmarks(
                 clf = Classifier(network, params, "native", kernel=kernel, threads=t)
                 count = n if kernel != "portable" or not quick else 2000
                 rows.append(_row(network, "native", kernel, t, clf.predict, flat[:count], expected, runs, log))
+                bounds[(network, kernel, t)] = native.bound(kernel, params, t, seconds=0.3 if quick else 1.0)
+                log(f"{network:8} {kernel:9} bound of its approach: {bounds[(network, kernel, t)]:12,.0f} images/s")
         for device in available_devices():
             clf = Classifier(network, params, "torch", device=device)
             t = torch_threads() if device == "cpu" else "-"
@@ -173,10 +175,10 @@ def run_benchmarks(
     if big_file and native.is_available():
         params = read_params(Path(params_dir) / "lfcW1A1" if params_dir else find_params("lfcW1A1", "mnist"))
         memory = _big_file_memory(Classifier("lfcW1A1", params), images, log)
-    return BenchResult(rows, latency, _report(rows, latency, threads, runs, params_dir, memory))
+    return BenchResult(rows, latency, _report(rows, latency, bounds, threads, runs, params_dir, memory))
 
 
-def _report(rows, latency, threads, runs, params_dir, memory: str) -> str:
+def _report(rows, latency, bounds, threads, runs, params_dir, memory: str) -> str:
     try:
         import torch
 
@@ -192,17 +194,22 @@ def _report(rows, latency, threads, runs, params_dir, memory: str) -> str:
         f"Parameters: {params_dir or 'shipped mnist sets'}. Input: the 10,000 MNIST test images as a uint8 array "
         f"in memory, one call per run; figures are the median of {runs} runs after a warm-up, all in one process. "
         "'exact' = same classes as the numpy reference on every image (for the float baselines, which "
-        "decide by argmax, the reference with the argmax rule).",
+        "decide by argmax, the reference with the argmax rule). 'bound' = the images/s that the kernel's own "
+        "approach allows here: its inner step (xor, popcount, accumulate) run from registers on one core "
+        "(`bnn.runtimes.native.bound`, measured in this run) times the threads, over the 64-bit weight words "
+        "one image meets.",
         "",
-        "| network | runtime | kernel | threads | images/s | us/image | vs FPGA | vs PyTorch | exact |",
-        "|---|---|---|---|---:|---:|---:|---:|---|",
+        "| network | runtime | kernel | threads | images/s | us/image | vs FPGA | vs PyTorch | exact "
+        "| bound | of bound |",
+        "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     torch_rate = {r[0]: r[4] for r in rows if r[1].startswith("PyTorch")}
     for network, runtime, kernel, t, rate, exact in rows:
         vs_torch = f"{rate / torch_rate[network]:.1f}x" if network in torch_rate else "-"
         lines.append(
             f"| {network} | {runtime} | {kernel} | {t} | {rate:,.0f} | {1e6 / rate:.3f} | "
-            f"{rate / FPGA_IMAGES_PER_S:.2f}x | {vs_torch} | {'yes' if exact else 'NO' if exact is False else '-'} |"
+            f"{rate / FPGA_IMAGES_PER_S:.2f}x | {vs_torch} | {'yes' if exact else 'NO' if exact is False else '-'} | "
+            + (f"{b:,.0f} | {rate / b:.0%} |" if (b := bounds.get((network, kernel, t))) else "- | - |")
         )
     lines += ["", "Batch-1 latency from Python (`Classifier.predict` on one image, median of many calls):", ""]
     for network, (us, kernel) in latency.items():

@@ -89,6 +89,15 @@ NB_MODULE(_native, m) {
     // fixture, a Dask worker's data) are freed with the process: not a leak worth a warning.
     nb::set_leak_warnings(false);
     m.def("available_kernels", &kernel_names, "Kernels this CPU runs, fastest first.");
+    m.def(
+        "probe",
+        [](const std::string& kernel, double seconds) {
+            const auto k = bnn::select_kernel(kernel);  // ValueError for a kernel this CPU cannot run
+            nb::gil_scoped_release release;
+            return k.probe(seconds);
+        },
+        nb::arg("kernel"), nb::arg("seconds") = 0.3,
+        "64-bit words per second of the kernel's inner step (xor, popcount, add) run from registers on one core.");
     nb::class_<PyNetwork>(m, "Network")
         .def(nb::init<const std::vector<std::tuple<Bits2D, Thresholds2D>>&, int, int, int, const std::string&>(),
              nb::arg("layers"), nb::arg("activation_bits"), nb::arg("n_classes"), nb::arg("pixels"),

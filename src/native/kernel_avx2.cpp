@@ -5,6 +5,7 @@
 
 #include "emit.h"
 #include "kernels.h"
+#include "probe.h"
 
 namespace bnn::kernels {
 namespace {
@@ -76,6 +77,31 @@ void layer_block(const LayerView& L, const std::uint64_t* in, const std::int32_t
 void layer_avx2(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
                std::uint64_t* out, std::int32_t* counts) {
     in_blocks_of_4<layer_block<4>, layer_block<1>>(L, in, active, n, out, counts);
+}
+
+double probe_avx2(double seconds) {
+    // The kernel's inner step: one input word against 8 weight words (8 independent accumulators),
+    // xor, nibble-lookup popcount, byte add.
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1,
+                                         2, 2, 3, 2, 3, 3, 4);
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256i w[8], acc[8], x = _mm256_set1_epi64x(0x0F0F0F0F12345678LL);
+    for (int j = 0; j < 8; ++j) {
+        w[j] = _mm256_set1_epi64x(static_cast<long long>(0x9E3779B97F4A7C15ULL * (j + 1)));
+        acc[j] = _mm256_setzero_si256();
+    }
+    const double rate = time_steps(seconds, 8 * 4, [&] {
+        asm volatile("" : "+x"(x));  // opaque to the compiler, no instruction: nothing is hoisted
+        for (int j = 0; j < 8; ++j)
+            acc[j] = _mm256_add_epi8(acc[j], popcount_bytes(_mm256_xor_si256(w[j], x), lut, low4));
+    });
+    __m256i sum = acc[0];
+    for (int j = 1; j < 8; ++j) sum = _mm256_add_epi8(sum, acc[j]);
+    alignas(32) std::uint64_t out[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out), sum);
+    volatile std::uint64_t sink = out[0];
+    (void)sink;
+    return rate;
 }
 
 void pack_avx2(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include "kernels.h"
+#include "probe.h"
 
 namespace bnn::kernels {
 namespace {
@@ -124,6 +125,24 @@ void layer_avx512(const LayerView& L, const std::uint64_t* in, const std::int32_
         layer_planes<2>(L, in, active, n, out, counts);
     else
         layer_planes<1>(L, in, active, n, out, counts);
+}
+
+double probe_avx512(double seconds) {
+    // The kernel's inner step on 8 independent accumulators: xor, VPOPCNTQ, add.
+    __m512i w[8], acc[8], x = _mm512_set1_epi64(0x0F0F0F0F12345678LL);
+    for (int j = 0; j < 8; ++j) {
+        w[j] = _mm512_set1_epi64(static_cast<long long>(0x9E3779B97F4A7C15ULL * (j + 1)));
+        acc[j] = _mm512_setzero_si512();
+    }
+    const double rate = time_steps(seconds, 8 * 8, [&] {
+        asm volatile("" : "+v"(x));  // opaque to the compiler, no instruction: nothing is hoisted
+        for (int j = 0; j < 8; ++j) acc[j] = _mm512_add_epi64(acc[j], _mm512_popcnt_epi64(_mm512_xor_si512(w[j], x)));
+    });
+    __m512i sum = acc[0];
+    for (int j = 1; j < 8; ++j) sum = _mm512_add_epi64(sum, acc[j]);
+    volatile long long sink = _mm512_reduce_add_epi64(sum);
+    (void)sink;
+    return rate;
 }
 
 void pack_avx512(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,

@@ -1,6 +1,7 @@
 // Portable C++ kernel: plain loops, any architecture, the fallback.
 #include "kernels.h"
 #include "popcount.h"
+#include "probe.h"
 
 namespace bnn::kernels {
 
@@ -51,6 +52,18 @@ void pack_portable(const std::uint8_t* images, std::size_t n, std::size_t pixels
         for (std::size_t p = 0; p < pixels; ++p)
             row[p / 64] |= static_cast<std::uint64_t>(img[p] >= 128) << (p % 64);
     }
+}
+
+double probe_portable(double seconds) {
+    std::uint64_t w[8], acc[8] = {}, x = 0x0F0F0F0F12345678ULL;
+    for (int j = 0; j < 8; ++j) w[j] = 0x9E3779B97F4A7C15ULL * (j + 1);
+    const double rate = time_steps(seconds, 8, [&] {
+        asm volatile("" : "+r"(x));  // opaque to the compiler, no instruction: nothing is hoisted
+        for (int j = 0; j < 8; ++j) acc[j] += static_cast<std::uint64_t>(popcount64(w[j] ^ x));
+    });
+    volatile std::uint64_t sink = 0;
+    for (int j = 0; j < 8; ++j) sink = sink + acc[j];
+    return rate;
 }
 
 }  // namespace bnn::kernels

@@ -38,13 +38,13 @@ std::vector<Kernel> available_kernels() {
     // instruction the CPU lacks could be emitted anywhere in it.
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq"))
-        out.push_back({"avx512", kernels::layer_avx512, kernels::pack_avx512});
-    if (__builtin_cpu_supports("avx2")) out.push_back({"avx2", kernels::layer_avx2, kernels::pack_avx2});
+        out.push_back({"avx512", kernels::layer_avx512, kernels::pack_avx512, kernels::probe_avx512});
+    if (__builtin_cpu_supports("avx2")) out.push_back({"avx2", kernels::layer_avx2, kernels::pack_avx2, kernels::probe_avx2});
 #endif
 #if defined(BNN_HAVE_NEON_KERNELS)
-    out.push_back({"neon", kernels::layer_neon, kernels::pack_neon});  // Advanced SIMD: every aarch64 CPU has it
+    out.push_back({"neon", kernels::layer_neon, kernels::pack_neon, kernels::probe_neon});  // Advanced SIMD: every aarch64 CPU has it
 #endif
-    out.push_back({"portable", kernels::layer_portable, kernels::pack_portable});
+    out.push_back({"portable", kernels::layer_portable, kernels::pack_portable, kernels::probe_portable});
     return out;
 }
 

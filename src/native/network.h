@@ -16,6 +16,7 @@ struct Kernel {
     const char* name;
     kernels::LayerFn layer;
     kernels::PackFn pack;
+    kernels::ProbeFn probe;
 };
 
 // Kernels this CPU and OS can run, fastest first ("portable" always last).

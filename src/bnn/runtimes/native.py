@@ -23,7 +23,7 @@ from ..errors import NativeUnavailableError, UnknownNameError
 from ..paramset import PIXELS, ParamSet
 from .base import Outputs
 
-__all__ = ["NativeRuntime", "available_kernels", "default_threads", "is_available"]
+__all__ = ["NativeRuntime", "available_kernels", "bound", "default_threads", "is_available", "words_per_image"]
 
 KERNELS = ("avx512", "avx2", "neon", "portable")
 # Images per call to the extension, about 0.1 s of work each on 2 cores: the
@@ -51,6 +51,18 @@ def _require():
 def available_kernels() -> list[str]:
     """Kernels this CPU can run, fastest first; [] without the extension."""
     return list(_native.available_kernels()) if _native is not None else []
+
+
+def words_per_image(params: ParamSet) -> int:
+    """64-bit weight words one image meets: the inner steps a kernel makes per image (W1A1 LFC: 47,104)."""
+    return sum(layer.mh * -(-layer.mw // 64) for layer in params.layers)
+
+
+def bound(kernel: str, params: ParamSet, threads: int = 1, *, seconds: float = 1.0) -> float:
+    """Images/s that `kernel`'s approach allows on this CPU: its inner step (xor, popcount, add) run from
+    registers on one core for `seconds`, times `threads`, over `words_per_image`. Memory, packing and
+    thresholds are left out, so a kernel can only come near it."""
+    return _require().probe(kernel, seconds) * threads / words_per_image(params)
 
 
 def default_threads() -> int:
