@@ -39,8 +39,8 @@ __all__ = [
 
 
 def load_params(network: str | None, source, params_path=None) -> ParamSet:
-    """The `ParamSet` that `source` names for `network`: a `ParamSet`, a QONNX file (``*.onnx``, whose
-    network is read from it: `network` may be None), a set name or a folder (`network` None: lfcW1A1)."""
+    """The `ParamSet` that `source` names for `network`: a `ParamSet`, a QONNX file (``*.onnx``), a set
+    name or a folder. `network` may be None: a file or folder tells its own, a name means lfcW1A1."""
     if isinstance(source, ParamSet):
         params = source
     elif str(source).endswith(".onnx"):
@@ -48,8 +48,8 @@ def load_params(network: str | None, source, params_path=None) -> ParamSet:
 
         params = read_qonnx(source)
     else:
-        network = network or "lfcW1A1"
-        return read_params(find_params(network, source, params_path), network)
+        # A name is looked up for `network` (lfcW1A1 when None); a folder tells its own network when None.
+        return read_params(find_params(network or "lfcW1A1", source, params_path), network)
     if network is not None and params.network != network:
         raise UnknownNameError(f"{params.source or 'parameter set'} is a {params.network} set, not {network}")
     return params

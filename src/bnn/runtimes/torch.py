@@ -50,8 +50,6 @@ __all__ = ["TorchRuntime", "available_devices", "best_device", "pack_images", "t
 CPU_CHUNK = 8192
 # At most this many images per step on an accelerator, and at most half its free memory.
 DEVICE_CHUNK = 1 << 21
-# Device bytes one image needs in flight: the pixels, then per layer int32 sums and int8/float32 values.
-_BYTES_PER_IMAGE = PIXELS * 5 + 3 * 1024 * 9 + 64 * 9
 
 
 def _require_torch():
@@ -149,8 +147,11 @@ class TorchRuntime:
 
     def _device_chunk(self) -> int:
         if self.device.type == "cuda":
+            # Device bytes one image needs in flight: its pixels (and their +-1 values), then per layer
+            # int32 sums, float32/int8 values and comparison masks, about 9 bytes per neuron.
+            per_image = PIXELS * 5 + 9 * sum(layer.mh for layer in self.params.layers)
             free, _ = torch.cuda.mem_get_info(self.device)
-            return int(max(1024, min(DEVICE_CHUNK, free // 2 // _BYTES_PER_IMAGE)))
+            return int(max(1024, min(DEVICE_CHUNK, free // 2 // per_image)))
         return 1 << 16
 
     # ------------------------------------------------------------------ inference
