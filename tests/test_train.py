@@ -91,6 +91,20 @@ def test_resume_continues_where_it_stopped(tmp_path):
         np.testing.assert_array_equal(a.thresholds, b.thresholds)
 
 
+def test_init_starts_from_another_runs_selected_weights(tmp_path):
+    paths, _, _ = _synthetic(tmp_path)
+    base = dict(network="lfcW1A1", epochs=1, batch_size=50, threads=1, classes=list("abcde"), **paths)
+    first = train(TrainConfig(**base), tmp_path / "first", progress=False)
+    # No step taken: the second run exports exactly the weights it started from.
+    second = train(TrainConfig(**base, init=str(tmp_path / "first"), max_steps=0), tmp_path / "second", progress=False)
+    for a, b in zip(first.params.layers, second.params.layers):
+        np.testing.assert_array_equal(a.weights, b.weights)
+        np.testing.assert_array_equal(a.thresholds, b.thresholds)
+    assert second.params.metadata["config"]["init"] == "first"
+    with pytest.raises(bnn.errors.BnnError, match="was trained with validation 0, this run has 100"):
+        train(TrainConfig(**base, validation=100, init=str(tmp_path / "first")), tmp_path / "third", progress=False)
+
+
 def test_labels_beyond_classes_are_rejected(tmp_path):
     paths, _, _ = _synthetic(tmp_path)
     config = TrainConfig(epochs=1, classes=["a", "b"], **paths)

@@ -375,6 +375,12 @@ def bench(quick, output, data, params_dir, big_file):
 @click.option("--validation", default=0, show_default=True, help="Training images held out to select the epoch.")
 @click.option("--label-smoothing", default=0.0, show_default=True)
 @click.option("--distill", default=0.0, show_default=True, help="Weight of distillation from a float CNN teacher.")
+@click.option(
+    "--init",
+    default=None,
+    type=click.Path(exists=True, file_okay=False),
+    help="Start from this run folder's selected weights (same network, classes and validation split).",
+)
 @click.option("--threads", default=None, type=int, help="Torch threads (default: all).")
 @click.option(
     "--data",
@@ -402,6 +408,7 @@ def train(
     validation,
     label_smoothing,
     distill,
+    init,
     threads,
     data,
     train_images,
@@ -449,6 +456,7 @@ def train(
         validation=validation,
         label_smoothing=label_smoothing,
         distill=distill,
+        init=str(init or ""),
         threads=threads,
         **kwargs,
     )

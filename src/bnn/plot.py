@@ -120,10 +120,12 @@ def training_curves(history: list[dict], path, *, title: str = "training") -> Pa
     epochs = [h["epoch"] for h in history]
     fig = _figure(figsize=(10, 3.8))
     a, b = fig.subplots(1, 2)
-    a.plot(epochs, [h["loss"] for h in history])
+    losses = [h["loss"] for h in history]
+    a.plot(epochs, losses)
     a.set_xlabel("epoch")
     a.set_ylabel("training loss")
-    a.set_yscale("log")
+    if min(losses) > 0:  # an epoch stopped before its first step records 0
+        a.set_yscale("log")
     b.plot(epochs, [100 * h["train_accuracy"] for h in history], label="train")
     b.plot(epochs, [100 * h["test_accuracy"] for h in history], label="test")
     if any(h.get("validation_accuracy") is not None for h in history):

@@ -57,6 +57,9 @@ class TrainConfig:
     distill: float = 0.0  # weight of the distillation loss from a small float CNN teacher; 0: no teacher
     distill_temperature: float = 2.0
     teacher_epochs: int = 4
+    # A run folder to start from: its selected model's weights (a second cycle, or fine-tuning); the
+    # optimiser, schedule and history start afresh. Same network, classes and validation split.
+    init: str = ""
 
 
 @dataclass
@@ -125,6 +128,8 @@ def train(
     if config.distill > 0:
         teacher = train_teacher(config, train_x, train_y, n_classes, out_dir / "teacher.pt")
     model = LFC(spec.activation_bits, n_classes)
+    if config.init:
+        model.load_state_dict(_initial_weights(config))
     steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -235,6 +240,31 @@ def train(
     return TrainResult(params, model, history, elapsed, test_accuracy)
 
 
+def _load_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, dict, TrainConfig]:
+    """(path, state, config) of a training run folder's checkpoint, or a BnnError naming it."""
+    checkpoint = Path(run_dir) / "checkpoint.pt"
+    if not checkpoint.is_file():
+        raise BnnError(f"{checkpoint}: no checkpoint in this folder (is it a training run folder?)")
+    try:
+        state = torch.load(checkpoint, weights_only=False)
+        return checkpoint, state, TrainConfig(**state["config"])
+    except Exception as exc:  # a truncated or foreign file: say which, not a traceback
+        raise BnnError(f"{checkpoint}: not a bnn training checkpoint ({exc})") from None
+
+
+def _initial_weights(config: TrainConfig) -> dict:
+    """The state dict `config.init` names: that run's selected epoch (its last when it had no validation)."""
+    checkpoint, state, source = _load_checkpoint(config.init)
+    for key in ("network", "classes", "validation", "seed"):
+        if getattr(source, key) != getattr(config, key):
+            # seed and validation define the held-out split: another would have been trained on.
+            raise BnnError(
+                f"{checkpoint}: was trained with {key} {getattr(source, key)!r}, this run has "
+                f"{getattr(config, key)!r}; starting from it needs the same {key}"
+            )
+    return state["best"]["model"] if state["best"]["model"] is not None else state["model"]
+
+
 def _with_data_files(config: TrainConfig) -> TrainConfig:
     """`config` with each empty data file replaced by the MNIST file found for it."""
     stems = {
@@ -249,7 +279,7 @@ def _with_data_files(config: TrainConfig) -> TrainConfig:
 
 def _portable(config: dict) -> dict:
     """The config as a set records it: data files by name, not by this machine's paths."""
-    files = ("train_images", "train_labels", "test_images", "test_labels", "data")
+    files = ("train_images", "train_labels", "test_images", "test_labels", "data", "init")
     return {k: Path(v).name if k in files and v else v for k, v in config.items()}
 
 
@@ -279,14 +309,7 @@ def _export(config: TrainConfig, model, history: list[dict], best: dict, elapsed
 
 def export_run(run_dir: str | os.PathLike) -> ParamSet:
     """The parameter set of a training run folder, from its checkpoint, as `train` exports it."""
-    checkpoint = Path(run_dir) / "checkpoint.pt"
-    if not checkpoint.is_file():
-        raise BnnError(f"{checkpoint}: no checkpoint in this folder (is it a training run folder?)")
-    try:
-        state = torch.load(checkpoint, weights_only=False)
-        config = TrainConfig(**state["config"])
-    except Exception as exc:  # a truncated or foreign file: say which, not a traceback
-        raise BnnError(f"{checkpoint}: not a bnn training checkpoint ({exc})") from None
+    _, state, config = _load_checkpoint(run_dir)
     model = LFC(network_spec(config.network).activation_bits, len(config.classes))
     model.load_state_dict(state["model"])
     return _export(config, model, state["history"], state["best"], state["seconds"])
