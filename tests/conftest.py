@@ -95,9 +95,12 @@ def literal_forward(params: ParamSet, images: np.ndarray) -> tuple[np.ndarray, n
     weight x activation; thresholds are the stored ones wrapped to int16.
     An oracle for the reference itself, small batches only (int64 products).
     """
+    pixels = images.reshape(len(images), 784).astype(np.int64)
     x = np.zeros((len(images), params.layers[0].mw), dtype=np.int64)
-    x[:, :784] = images.reshape(len(images), 784) >= 128  # bits; padding columns stay 0 (value -1)
+    x[:, :784] = pixels >= params.pixel_thresholds[0]  # bits; padding columns stay 0 (value -1)
     values = 2 * x - 1
+    if len(params.pixel_thresholds) == 2:  # 3 levels: (p >= t0) + (p >= t1) - 1, padding -1
+        values[:, :784] = x[:, :784] + (pixels >= params.pixel_thresholds[1]) - 1
     for layer in params.layers:
         w = layer.weights.astype(np.int64)
         t = (layer.thresholds.astype(np.int64) + 32768) % 65536 - 32768
@@ -119,6 +122,7 @@ def random_params(
     n_classes: int = 10,
     mw0: int = 832,
     out_rows: int | None = None,
+    pixel_thresholds: tuple[int, ...] = (128,),
 ) -> ParamSet:
     """A random but valid parameter set whose neurons actually switch (thresholds near the mean)."""
     spec = NETWORKS[network]
@@ -139,6 +143,6 @@ def random_params(
         pe = next(p for p in (16, 8, 4, 2, 1) if mh % p == 0)
         simd = next(s for s in (64, 32, 16, 8, 4, 2, 1) if mw % s == 0)
         layers.append(Layer(w, t.astype(np.int64), pe=pe, simd=simd))
-    params = ParamSet(network, layers, [f"c{i}" for i in range(n_classes)])
+    params = ParamSet(network, layers, [f"c{i}" for i in range(n_classes)], pixel_thresholds=pixel_thresholds)
     params.validate()
     return params

@@ -49,6 +49,41 @@ def test_26_classes_round_trip_and_classify(tmp_path):
     assert len(classes) == 50 and all(0 <= c < 26 for c in classes)
 
 
+def test_pixel_thresholds_are_kept_in_the_folder(tmp_path):
+    params = random_params(np.random.default_rng(4), "lfcW1A2", (32, 64, 32), 10, 784, pixel_thresholds=(64, 191))
+    folder = write_params(params, tmp_path / "three-level")
+    assert json_meta(folder)["pixel_thresholds"] == [64, 191]
+    back = read_params(folder)
+    assert back.pixel_thresholds == (64, 191) and "pixel_thresholds" not in back.metadata
+    images = np.random.default_rng(5).integers(0, 256, (40, 784), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        bnn.Classifier(None, back).infer(images).scores, bnn.Classifier(None, params).infer(images).scores
+    )
+    # The original's p >= 128 goes without saying.
+    plain = write_params(random_params(np.random.default_rng(4), "lfcW1A1", (32, 64, 32)), tmp_path / "plain")
+    assert "pixel_thresholds" not in json_meta(plain)
+
+
+@pytest.mark.parametrize(
+    ("network", "pixels", "message"),
+    [
+        ("lfcW1A1", (60, 190), "3-level pixels \\(two pixel thresholds\\) need a W1A2 network, not lfcW1A1"),
+        ("lfcW1A2", (190, 60), "pixel thresholds \\[190, 60\\]: one or two rising values in 0..256"),
+        ("lfcW1A2", (300,), "pixel thresholds \\[300\\]"),
+        ("lfcW1A2", (), "pixel thresholds \\[\\]"),
+    ],
+)
+def test_bad_pixel_thresholds_are_refused(network, pixels, message):
+    with pytest.raises(ParamsError, match=message):
+        random_params(np.random.default_rng(4), network, (32, 64, 32), pixel_thresholds=pixels)
+
+
+def json_meta(folder):
+    import json
+
+    return json.loads((folder / "bnn-meta.json").read_text())
+
+
 def test_missing_weight_file(original_dir, tmp_path):
     folder = write_params(read_params(original_dir / "lfcW1A1"), tmp_path / "lfcW1A1")
     (folder / "2-5-weights.bin").unlink()

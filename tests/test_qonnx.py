@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import IN_CI, options
+from conftest import IN_CI, options, random_params
 
 for module in ("onnx", "qonnx"):
     pytest.importorskip(module) if not IN_CI else __import__(module)
@@ -52,6 +52,19 @@ def test_qonnx_executor_gives_our_numbers_layer_by_layer(original_dir, mnist_tes
     np.testing.assert_array_equal(out[clean.graph.output[0].name], got["scores"])
 
 
+@pytest.mark.parametrize(("network", "pixels"), [("lfcW1A1", (200,)), ("lfcW1A2", (60, 190)), ("lfcW1A2", (0, 256))])
+def test_other_pixel_quantizers_go_out_and_back_exactly(tmp_path, network, pixels):
+    params = random_params(np.random.default_rng(6), network, (64, 256, 64), 10, 784, pixel_thresholds=pixels)
+    images = np.random.default_rng(7).integers(0, 256, (300, 784), dtype=np.uint8)
+    images[:, :256] = np.arange(256, dtype=np.uint8)  # every pixel value, at every step of the quantizer
+    path = write_qonnx(params, tmp_path / "m.onnx", input_shape=(300, 784))
+    got = execute_onnx(ModelWrapper(str(path)).transform(InferShapes()), {"global_in": images.astype(np.float32)})
+    np.testing.assert_array_equal(got["scores"], ReferenceRuntime(params).run(images).scores)
+    back = read_qonnx(path)
+    assert back.pixel_thresholds == pixels and back.metadata["input_pixels"] == "0..255"
+    np.testing.assert_array_equal(ReferenceRuntime(back).run(images).scores, got["scores"])
+
+
 def test_cli_converts_to_qonnx_with_labelselect(original_dir, mnist_test, tmp_path):
     dest = tmp_path / "lfc.onnx"
     assert run("params", "convert", original_dir / "lfcW1A1", dest, "--topk", "--input-shape", "1,1,28,28").stdout
@@ -83,7 +96,7 @@ def test_round_trip_through_qonnx_keeps_every_number(original_dir, mnist_test, t
 brevitas = pytest.importorskip("brevitas") if not IN_CI else __import__("brevitas")
 
 
-@pytest.fixture(scope="module", params=["tfc_1w1a", "sfc_1w1a", "lfc_1w1a"])
+@pytest.fixture(scope="module", params=["tfc_1w1a", "sfc_1w1a", "lfc_1w1a", "tfc_1w2a", "sfc_1w2a", "lfc_1w2a"])
 def brevitas_model(request, mnist_test, tmp_path_factory):
     """A Brevitas bnn_pynq FC network, seeded and trained on 1,000 images, exported with export_qonnx."""
     import torch
@@ -119,15 +132,28 @@ def test_brevitas_models_run_here_bit_exact(brevitas_model, mnist_test, runtime)
     np.testing.assert_array_equal(ours, outputs.argmax(axis=1))
 
 
-def test_brevitas_w1a2_input_is_refused_with_the_reason(tmp_path):
+def test_brevitas_w1a2_takes_3_level_pixels(brevitas_model):
+    path, _ = brevitas_model
+    params = read_qonnx(path)
+    assert params.metadata["input_pixels"] == "0..1"  # Brevitas' FC scales pixels to 0..1 first
+    if "1w2a" in path.name:
+        # Its 2-bit input quantizer (scale learned from 1): (p/255 * 2 - 1) / s rounded to -1, 0, +1.
+        assert params.network == "lfcW1A2" and len(params.pixel_thresholds) == 2
+        low, high = params.pixel_thresholds
+        assert 0 < low < 128 < high < 256
+    else:
+        assert params.network == "lfcW1A1" and params.pixel_thresholds == (128,)
+
+
+def test_brevitas_2_bit_weights_are_refused_with_the_reason(tmp_path):
     import torch
     from brevitas.export import export_qonnx
     from brevitas_examples.bnn_pynq.models import model_with_cfg
 
-    model, _ = model_with_cfg("tfc_1w2a", pretrained=False)
-    export_qonnx(model.eval(), torch.zeros(1, 1, 28, 28), str(tmp_path / "w1a2.onnx"))
-    with pytest.raises(ParamsError, match="it has 3 levels; the LFC arithmetic takes 1-bit pixels"):
-        read_qonnx(tmp_path / "w1a2.onnx")
+    model, _ = model_with_cfg("tfc_2w2a", pretrained=False)
+    export_qonnx(model.eval(), torch.zeros(1, 1, 28, 28), str(tmp_path / "w2a2.onnx"))
+    with pytest.raises(ParamsError, match=r"w2a2.onnx: node .*\(Quant\): only 1-bit weights \(BipolarQuant\)"):
+        read_qonnx(tmp_path / "w2a2.onnx")
 
 
 def test_a_model_with_external_data_loads(original_dir, mnist_test, tmp_path):
@@ -149,6 +175,20 @@ def test_bad_qonnx_files_are_named(tmp_path, original_dir):
     path = write_qonnx(bnn.params.read_params(original_dir / "lfcW1A2"), tmp_path / "a2.onnx")
     with pytest.raises(UnknownNameError, match="a2.onnx is a lfcW1A2 set, not lfcW1A1"):
         bnn.Classifier("lfcW1A1", path)
+
+
+def test_a_falling_input_quantizer_is_refused(tmp_path, original_dir):
+    from onnx import numpy_helper
+
+    model = onnx.load(write_qonnx(bnn.params.read_params(original_dir / "lfcW1A1"), tmp_path / "m.onnx"))
+    for init in model.graph.initializer:  # y = 1 - 2 p / 255: brighter pixels become -1
+        if init.name in ("inv255", "one"):
+            init.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(init), init.name))
+    onnx.save(model, tmp_path / "falling.onnx")
+    with pytest.raises(
+        ParamsError, match=r"falling.onnx: node out_in_node \(BipolarQuant\): the input quantizer is not a rising"
+    ):
+        read_qonnx(tmp_path / "falling.onnx")
 
 
 def test_cli_takes_onnx_wherever_a_set_goes(original_dir, mnist_test, tmp_path):

@@ -63,10 +63,12 @@ def test_batch_sizes(original, runtime, mnist_test, n):
     mw0=st.sampled_from([784, 790, 800, 832, 896]),
     n=st.sampled_from([0, 1, 2, 3, 5, 63, 64, 65, 131]),
     rule=st.sampled_from(["highest_bit", "argmax"]),
+    pixels=st.sampled_from([(128,), (1,), (200,), (0,), (256,), (64, 191), (0, 128), (100, 256)]),
 )
-def test_random_parameter_sets(name, kernel, seed, network, hidden, n_classes, mw0, n, rule):
+def test_random_parameter_sets(name, kernel, seed, network, hidden, n_classes, mw0, n, rule, pixels):
     rng = np.random.default_rng(seed)
-    params = random_params(rng, network, hidden, n_classes, mw0)
+    pixels = pixels[-1:] if network == "lfcW1A1" else pixels  # 3-level pixels are W1A2's only
+    params = random_params(rng, network, hidden, n_classes, mw0, pixel_thresholds=pixels)
     images = rng.integers(0, 256, (n, 784), dtype=np.uint8)
     # Bias some images to mostly dark/bright so that outputs vary widely.
     images[: n // 3] //= 2
@@ -106,6 +108,17 @@ def test_reference_matches_literal_popcount():
                     last = out
             assert [acc for _, acc in last[:3]] == ref.scores[i].tolist()
             assert [bit for bit, _ in last[:3]] == ref.bits[i].astype(int).tolist()
+
+
+@pytest.mark.parametrize(("network", "pixels"), [("lfcW1A1", (200,)), ("lfcW1A2", (64, 191)), ("lfcW1A2", (0, 256))])
+def test_reference_quantizes_pixels_as_the_set_says(network, pixels):
+    rng = np.random.default_rng(8)
+    params = random_params(rng, network, (32, 64, 32), 10, 800, pixel_thresholds=pixels)
+    images = rng.integers(0, 256, (50, 784), dtype=np.uint8)
+    scores, bits = literal_forward(params, images)
+    ref = ReferenceRuntime(params).run(images)
+    np.testing.assert_array_equal(ref.scores, scores)
+    np.testing.assert_array_equal(ref.bits, bits)
 
 
 def test_decision_rules():
@@ -199,6 +212,12 @@ class TestNativeEntryPoints:
             native._native.Network(layers, original.activation_bits, 10, 900)
         with pytest.raises(ValueError, match="cannot run on this CPU or is unknown"):
             native._native.Network(layers, original.activation_bits, 10, 784, "sse9")
+        for bad in ([], [1, 2, 3], [-1], [257]):
+            with pytest.raises(ValueError, match="pixels take one threshold|pixel thresholds must be in 0..256"):
+                native._native.Network(layers, original.activation_bits, 10, 784, "", bad)
+        if original.activation_bits == 1:
+            with pytest.raises(ValueError, match=r"or two \(3 levels\) in a W1A2 network"):
+                native._native.Network(layers, 1, 10, 784, "", [60, 190])
         with pytest.raises(TypeError):
             native._native.Network([(layers[0][0].ravel(), layers[0][1])], 1, 10, 784)
 

@@ -16,6 +16,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$py" - "$work" <<'PY'
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def write_case(name, params, images, rule):
     out = ReferenceRuntime(params).run(images, rule)
     with open(work / f"{name}.case", "wb") as f:
         head = [len(params.layers), params.activation_bits, len(params.classes), 784, len(images), rule == "argmax"]
-        f.write(np.array(head, "<i4").tobytes())
+        f.write(np.array(head + [len(params.pixel_thresholds), *params.pixel_thresholds], "<i4").tobytes())
         for layer in params.layers:
             f.write(np.array([layer.mh, layer.mw, layer.n_thresholds], "<i4").tobytes())
             f.write(np.ascontiguousarray(layer.weights, np.uint8).tobytes())
@@ -45,12 +46,14 @@ def write_case(name, params, images, rule):
 
 
 rng = np.random.default_rng(16)
-for i, (network, hidden, classes, mw0, n) in enumerate(
-    [("lfcW1A1", (64, 64, 64), 10, 832, 257), ("lfcW1A2", (256, 256, 256), 10, 784, 130),
-     ("lfcW1A1", (48, 200, 16), 3, 790, 67), ("lfcW1A2", (96, 64, 128), 40, 800, 1)]
+for i, (network, hidden, classes, mw0, n, pixels) in enumerate(
+    [("lfcW1A1", (64, 64, 64), 10, 832, 257, (128,)), ("lfcW1A2", (256, 256, 256), 10, 784, 130, (128,)),
+     ("lfcW1A1", (48, 200, 16), 3, 790, 67, (200,)), ("lfcW1A2", (96, 64, 128), 40, 800, 1, (128,)),
+     ("lfcW1A2", (64, 256, 64), 10, 784, 131, (64, 191)), ("lfcW1A2", (256, 64, 64), 7, 800, 66, (0, 128))]
 ):
     images = rng.integers(0, 256, (n, 784), dtype=np.uint8)
-    write_case(f"random{i}", random_params(rng, network, hidden, classes, mw0), images, ("argmax", "highest_bit")[i % 2])
+    params = dataclasses.replace(random_params(rng, network, hidden, classes, mw0), pixel_thresholds=pixels)
+    write_case(f"random{i}", params, images, ("argmax", "highest_bit")[i % 2])
 if (MNIST / "t10k-images-idx3-ubyte.gz").exists():
     images = bnn.idx.read_images(MNIST / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
     for network in ("lfcW1A1", "lfcW1A2"):

@@ -6,6 +6,10 @@ Values and bits
     (the original maps p to p/255*2-1 and takes the sign with sign(0) = +1).
     Layer 0 has MW >= 784 inputs: bits 0..783 are the pixels in IDX row-major
     order, bits 784..MW-1 are 0 (value -1), and they take part in the sums.
+    A set may quantize pixels otherwise (`ParamSet.pixel_thresholds`): one
+    threshold t gives the bit p >= t; two (W1A2 only, as Brevitas' 2-bit
+    input quantizer) give the 3-level value (p >= t0) + (p >= t1) - 1, which
+    layer 0 then takes like a hidden layer's 3-level activations.
 
 3-level activations (W1A2)
     A hidden activation a in {-1, 0, +1} is (acc > T0) + (acc > T1) - 1. The
@@ -40,20 +44,31 @@ __all__ = [
     "accumulator_thresholds",
     "accumulators",
     "activate",
-    "binarize_pixels",
     "decide",
     "dot_thresholds",
+    "input_values",
+    "pixel_values",
 ]
 
 #: A pixel is bit 1 (value +1) when it is at least this bright.
 PIXEL_THRESHOLD = 128
 
 
-def binarize_pixels(images: np.ndarray, mw: int) -> np.ndarray:
-    """(N, P) uint8 pixels -> (N, mw) uint8 bits, padded with 0 bits past P."""
-    bits = np.zeros((images.shape[0], mw), dtype=np.uint8)
-    bits[:, : images.shape[1]] = images >= PIXEL_THRESHOLD
-    return bits
+def pixel_values(pixels, thresholds=(PIXEL_THRESHOLD,)):
+    """Layer 0's input values of (N, P) uint8 pixels: +-1 (one threshold t: p >= t is +1) or
+    -1/0/+1 (two: (p >= t0) + (p >= t1) - 1). numpy: int8; torch tensors: integer (the caller casts)."""
+    if len(thresholds) == 1:
+        values = (pixels >= thresholds[0]) * 2 - 1
+    else:
+        values = (pixels >= thresholds[0]) * 1 + (pixels >= thresholds[1]) - 1
+    return values.astype(np.int8) if isinstance(values, np.ndarray) else values
+
+
+def input_values(pixels: np.ndarray, mw: int, thresholds=(PIXEL_THRESHOLD,)) -> np.ndarray:
+    """(N, P) uint8 pixels -> (N, mw) int8 layer-0 inputs: `pixel_values`, then -1 for the padding columns."""
+    values = np.full((pixels.shape[0], mw), -1, dtype=np.int8)
+    values[:, : pixels.shape[1]] = pixel_values(pixels, thresholds)
+    return values
 
 
 def accumulators(dot: np.ndarray, mw: int, activation_bits: int) -> np.ndarray:

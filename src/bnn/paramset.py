@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .bits import PIXEL_THRESHOLD
 from .errors import ParamsError, UnknownNameError
 
 __all__ = [
@@ -127,6 +128,9 @@ class ParamSet:
     # How classes.txt was laid out, so that writing it back gives the same bytes.
     classes_newline: str = "\n"
     classes_final_newline: bool = True
+    #: How layer 0 quantizes a pixel (`bnn.bits.pixel_values`): (128,), the original's p >= 128, or two
+    #: thresholds for 3 levels (W1A2 sets imported from Brevitas' 2-bit input quantizer).
+    pixel_thresholds: tuple[int, ...] = (PIXEL_THRESHOLD,)
 
     @property
     def spec(self) -> NetworkSpec:
@@ -157,6 +161,11 @@ class ParamSet:
                 raise ParamsError(
                     f"{where}: layer {i} has {layer.mw} inputs but layer {i - 1} has {self.layers[i - 1].mh} outputs"
                 )
+        t = self.pixel_thresholds
+        if len(t) not in (1, 2) or any(not 0 <= v <= 256 for v in t) or list(t) != sorted(t):
+            raise ParamsError(f"{where}: pixel thresholds {list(t)}: one or two rising values in 0..256")
+        if len(t) == 2 and spec.activation_bits != 2:
+            raise ParamsError(f"{where}: 3-level pixels (two pixel thresholds) need a W1A2 network, not {self.network}")
         if not self.classes:
             raise ParamsError(f"{where}: no class names")
         if len(self.classes) > self.layers[-1].mh:

@@ -41,7 +41,7 @@ int checked_int(std::size_t v, std::size_t layer, const char* what) {
 class PyNetwork {
 public:
     PyNetwork(const std::vector<std::tuple<Bits2D, Thresholds2D>>& layers, int activation_bits, int n_classes,
-              int pixels, const std::string& kernel) {
+              int pixels, const std::string& kernel, const std::vector<int>& pixel_thresholds) {
         std::vector<bnn::LayerInput> inputs;
         for (std::size_t l = 0; l < layers.size(); ++l) {
             const auto& [w, t] = layers[l];
@@ -50,7 +50,7 @@ public:
             inputs.push_back({w.data(), t.data(), checked_int(w.shape(0), l, "rows"),
                               checked_int(w.shape(1), l, "columns"), checked_int(t.shape(1), l, "thresholds per row")});
         }
-        net_ = std::make_unique<bnn::Network>(inputs, activation_bits, n_classes, pixels, kernel);
+        net_ = std::make_unique<bnn::Network>(inputs, activation_bits, n_classes, pixels, pixel_thresholds, kernel);
     }
 
     nb::tuple run(Images images, int threads, bool argmax, bool want_scores) const {
@@ -99,9 +99,10 @@ NB_MODULE(_native, m) {
         nb::arg("kernel"), nb::arg("seconds") = 0.3,
         "64-bit words per second of the kernel's inner step (xor, popcount, add) run from registers on one core.");
     nb::class_<PyNetwork>(m, "Network")
-        .def(nb::init<const std::vector<std::tuple<Bits2D, Thresholds2D>>&, int, int, int, const std::string&>(),
+        .def(nb::init<const std::vector<std::tuple<Bits2D, Thresholds2D>>&, int, int, int, const std::string&,
+                      const std::vector<int>&>(),
              nb::arg("layers"), nb::arg("activation_bits"), nb::arg("n_classes"), nb::arg("pixels"),
-             nb::arg("kernel") = "")
+             nb::arg("kernel") = "", nb::arg("pixel_thresholds") = std::vector<int>{128})
         .def("run", &PyNetwork::run, nb::arg("images").noconvert(), nb::arg("threads"), nb::arg("argmax"),
              nb::arg("want_scores"), "-> (classes (n,), scores (n, C) or empty, bits (n, C) or empty)")
         .def_prop_ro("kernel", &PyNetwork::kernel);

@@ -104,23 +104,23 @@ double probe_avx2(double seconds) {
     return rate;
 }
 
-void pack_avx2(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,
-               std::size_t words) {
+void pack_avx2(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint8_t threshold,
+               std::uint64_t* out, std::size_t words) {
     const std::size_t full = pixels / 64;
+    const __m256i t = _mm256_set1_epi8(static_cast<char>(threshold));
+    // p >= t exactly when max(p, t) == p (unsigned); MOVEMASK gathers the comparison bytes' sign bits.
+    const auto ge = [t](const std::uint8_t* p) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+        return static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(v, t), v)));
+    };
     for (std::size_t i = 0; i < n; ++i) {
         const std::uint8_t* img = images + i * pixels;
         std::uint64_t* row = out + i * words;
-        for (std::size_t w = 0; w < full; ++w) {
-            // MOVEMASK takes each byte's sign bit: pixel >= 128.
-            const auto lo = static_cast<std::uint32_t>(
-                _mm256_movemask_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(img + 64 * w))));
-            const auto hi = static_cast<std::uint32_t>(
-                _mm256_movemask_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(img + 64 * w + 32))));
-            row[w] = lo | (static_cast<std::uint64_t>(hi) << 32);
-        }
+        for (std::size_t w = 0; w < full; ++w)
+            row[w] = ge(img + 64 * w) | (static_cast<std::uint64_t>(ge(img + 64 * w + 32)) << 32);
         for (std::size_t w = full; w < words; ++w) row[w] = 0;
         for (std::size_t p = 64 * full; p < pixels; ++p)
-            row[p / 64] |= static_cast<std::uint64_t>(img[p] >= 128) << (p % 64);
+            row[p / 64] |= static_cast<std::uint64_t>(img[p] >= threshold) << (p % 64);
     }
 }
 

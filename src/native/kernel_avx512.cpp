@@ -145,17 +145,18 @@ double probe_avx512(double seconds) {
     return rate;
 }
 
-void pack_avx512(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,
-                 std::size_t words) {
+void pack_avx512(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint8_t threshold,
+                 std::uint64_t* out, std::size_t words) {
     const std::size_t full = pixels / 64, rest = pixels % 64;
+    const __m512i t = _mm512_set1_epi8(static_cast<char>(threshold));
     const __mmask64 tail = rest ? (~0ULL >> (64 - rest)) : 0;
     for (std::size_t i = 0; i < n; ++i) {
         const std::uint8_t* img = images + i * pixels;
         std::uint64_t* row = out + i * words;
-        // The sign bit of a byte is pixel >= 128: one instruction per 64 pixels.
-        for (std::size_t w = 0; w < full; ++w) row[w] = _mm512_movepi8_mask(_mm512_loadu_si512(img + 64 * w));
+        // One unsigned comparison per 64 pixels, straight into a mask register.
+        for (std::size_t w = 0; w < full; ++w) row[w] = _mm512_cmpge_epu8_mask(_mm512_loadu_si512(img + 64 * w), t);
         std::size_t w = full;
-        if (rest) row[w++] = _mm512_movepi8_mask(_mm512_maskz_loadu_epi8(tail, img + 64 * full));
+        if (rest) row[w++] = _mm512_mask_cmpge_epu8_mask(tail, _mm512_maskz_loadu_epi8(tail, img + 64 * full), t);
         for (; w < words; ++w) row[w] = 0;
     }
 }

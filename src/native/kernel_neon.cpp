@@ -86,12 +86,13 @@ double probe_neon(double seconds) {
     return rate;
 }
 
-void pack_neon(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,
-               std::size_t words) {
-    // Bit p of a 64-pixel word: pixel >= 128 is its sign bit; each byte's bit is moved to its place
-    // by a shift per lane and the lanes are summed (no MOVEMASK on NEON).
+void pack_neon(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint8_t threshold,
+               std::uint64_t* out, std::size_t words) {
+    // Bit p of a 64-pixel word: the comparison pixel >= threshold gives 0xFF or 0; its top bit is
+    // moved to its place by a shift per lane and the lanes are summed (no MOVEMASK on NEON).
     static const std::int8_t shifts[8] = {-7, -6, -5, -4, -3, -2, -1, 0};
     const int8x8_t shift = vld1_s8(shifts);
+    const uint8x8_t t = vdup_n_u8(threshold);
     const std::size_t full = pixels / 64;
     for (std::size_t i = 0; i < n; ++i) {
         const std::uint8_t* img = images + i * pixels;
@@ -100,14 +101,14 @@ void pack_neon(const std::uint8_t* images, std::size_t n, std::size_t pixels, st
             std::uint64_t word = 0;
             for (int b = 0; b < 8; ++b) {
                 const uint8x8_t v = vld1_u8(img + 64 * w + 8 * b);
-                const uint8x8_t bits = vshl_u8(vand_u8(v, vdup_n_u8(0x80)), shift);  // bit j of byte j
+                const uint8x8_t bits = vshl_u8(vand_u8(vcge_u8(v, t), vdup_n_u8(0x80)), shift);  // bit j of byte j
                 word |= static_cast<std::uint64_t>(vaddv_u8(bits)) << (8 * b);
             }
             row[w] = word;
         }
         for (std::size_t w = full; w < words; ++w) row[w] = 0;
         for (std::size_t p = 64 * full; p < pixels; ++p)
-            row[p / 64] |= static_cast<std::uint64_t>(img[p] >= 128) << (p % 64);
+            row[p / 64] |= static_cast<std::uint64_t>(img[p] >= threshold) << (p % 64);
     }
 }
 

@@ -43,14 +43,14 @@ void layer_portable(const LayerView& L, const std::uint64_t* in, const std::int3
     }
 }
 
-void pack_portable(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint64_t* out,
-                   std::size_t words) {
+void pack_portable(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint8_t threshold,
+                   std::uint64_t* out, std::size_t words) {
     for (std::size_t i = 0; i < n; ++i) {
         const std::uint8_t* img = images + i * pixels;
         std::uint64_t* row = out + i * words;
         for (std::size_t w = 0; w < words; ++w) row[w] = 0;
         for (std::size_t p = 0; p < pixels; ++p)
-            row[p / 64] |= static_cast<std::uint64_t>(img[p] >= 128) << (p % 64);
+            row[p / 64] |= static_cast<std::uint64_t>(img[p] >= threshold) << (p % 64);
     }
 }
 

@@ -52,8 +52,9 @@ struct LayerView {
 // alone (caller zeroes them); counts: n rows of groups*8 int32 (last layer).
 using LayerFn = void (*)(const LayerView& layer, const std::uint64_t* in, const std::int32_t* active,
                          std::size_t n, std::uint64_t* out, std::int32_t* counts);
-// n images of `pixels` uint8 each -> n rows of `words` words, bit = pixel >= 128.
-using PackFn = void (*)(const std::uint8_t* images, std::size_t n, std::size_t pixels,
+// n images of `pixels` uint8 each -> n rows of `words` words, bit = pixel >= threshold (1..255);
+// bits past `pixels` are 0.
+using PackFn = void (*)(const std::uint8_t* images, std::size_t n, std::size_t pixels, std::uint8_t threshold,
                         std::uint64_t* out, std::size_t words);
 // The bound of a kernel's approach on this core: the rate (64-bit words per second) of its inner step,
 // xor (or the W1A2 planes' equivalent) + popcount + accumulate, run from registers for `seconds`.
@@ -61,22 +62,22 @@ using ProbeFn = double (*)(double seconds);
 
 void layer_portable(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                     std::int32_t*);
-void pack_portable(const std::uint8_t*, std::size_t, std::size_t, std::uint64_t*, std::size_t);
+void pack_portable(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);
 double probe_portable(double seconds);
 #if defined(BNN_HAVE_X86_KERNELS)
 void layer_avx2(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                 std::int32_t*);
-void pack_avx2(const std::uint8_t*, std::size_t, std::size_t, std::uint64_t*, std::size_t);
+void pack_avx2(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);
 double probe_avx2(double seconds);
 void layer_avx512(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                   std::int32_t*);
-void pack_avx512(const std::uint8_t*, std::size_t, std::size_t, std::uint64_t*, std::size_t);
+void pack_avx512(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);
 double probe_avx512(double seconds);
 #endif
 #if defined(BNN_HAVE_NEON_KERNELS)
 void layer_neon(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                 std::int32_t*);
-void pack_neon(const std::uint8_t*, std::size_t, std::size_t, std::uint64_t*, std::size_t);
+void pack_neon(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);
 double probe_neon(double seconds);
 #endif
 

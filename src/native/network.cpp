@@ -60,13 +60,25 @@ Kernel select_kernel(const std::string& name) {
 }
 
 Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int n_classes, int pixels,
-                 const std::string& kernel)
-    : kernel_(select_kernel(kernel)), n_classes_(n_classes), pixels_(pixels) {
+                 const std::vector<int>& pixel_thresholds, const std::string& kernel)
+    : kernel_(select_kernel(kernel)), pixel_thresholds_(pixel_thresholds), n_classes_(n_classes), pixels_(pixels) {
     if (layers.empty()) throw std::invalid_argument("a network needs at least one layer");
     if (activation_bits != 1 && activation_bits != 2) throw std::invalid_argument("activation_bits must be 1 or 2");
     if (pixels < 1 || pixels > layers[0].mw)
         throw std::invalid_argument("layer 0 has fewer inputs than the image has pixels");
-    int in_planes = 1;
+    const std::size_t n_pixel_thresholds = pixel_thresholds.size();
+    if (n_pixel_thresholds < 1 || n_pixel_thresholds > 2 || (n_pixel_thresholds == 2 && activation_bits != 2))
+        throw std::invalid_argument("pixels take one threshold, or two (3 levels) in a W1A2 network");
+    for (int t : pixel_thresholds)
+        if (t < 0 || t > 256) throw std::invalid_argument("pixel thresholds must be in 0..256");
+    const int K0 = (layers[0].mw + 63) / 64;
+    pixel_columns_.assign(K0, 0);
+    layer0_columns_.assign(K0, 0);
+    for (int c = 0; c < layers[0].mw; ++c) {
+        if (c < pixels) pixel_columns_[c / 64] |= std::uint64_t{1} << (c % 64);
+        layer0_columns_[c / 64] |= std::uint64_t{1} << (c % 64);
+    }
+    int in_planes = static_cast<int>(n_pixel_thresholds);
     for (std::size_t l = 0; l < layers.size(); ++l) {
         const LayerInput& in = layers[l];
         const bool last = l + 1 == layers.size();
@@ -132,10 +144,34 @@ std::size_t Network::stride_words() const {
     return s;
 }
 
+void Network::pack_plane(const std::uint8_t* images, std::size_t n, int threshold, std::uint64_t* out) const {
+    const std::size_t K = pixel_columns_.size();
+    if (threshold >= 1 && threshold <= 255) {
+        kernel_.pack(images, n, static_cast<std::size_t>(pixels_), static_cast<std::uint8_t>(threshold), out, K);
+        return;
+    }
+    for (std::size_t i = 0; i < n; ++i)  // every pixel (threshold 0) or none (256) is above it
+        for (std::size_t k = 0; k < K; ++k) out[i * K + k] = threshold == 0 ? pixel_columns_[k] : 0;
+}
+
 void Network::run_tile(const std::uint8_t* images, std::size_t n, bool argmax, const Outputs& out,
                        std::size_t first, Scratch& scratch) const {
-    const auto& L0 = layers_.front().view;
-    kernel_.pack(images, n, static_cast<std::size_t>(pixels_), scratch.a.data(), static_cast<std::size_t>(L0.K));
+    const std::size_t K0 = pixel_columns_.size();
+    if (pixel_thresholds_.size() == 1) {
+        pack_plane(images, n, pixel_thresholds_[0], scratch.a.data());
+    } else {
+        // 3-level pixels as two planes (kernels.h) from b0 = p >= t0 and b1 = p >= t1: m = !(b0 ^ b1),
+        // s = b0 & b1, m = 0 past the layer's columns. Padding columns have b0 = b1 = 0: m = 1, s = 0, value -1.
+        std::uint64_t *b0 = scratch.b.data(), *b1 = b0 + n * K0, *a = scratch.a.data();
+        pack_plane(images, n, pixel_thresholds_[0], b0);
+        pack_plane(images, n, pixel_thresholds_[1], b1);
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t k = 0; k < K0; ++k) {
+                const std::uint64_t lo = b0[i * K0 + k], hi = b1[i * K0 + k];
+                a[i * 2 * K0 + k] = ~(lo ^ hi) & layer0_columns_[k];
+                a[i * 2 * K0 + K0 + k] = lo & hi;
+            }
+    }
     std::uint64_t* in = scratch.a.data();
     std::uint64_t* next = scratch.b.data();
     std::int32_t* active = scratch.active.data();

@@ -38,9 +38,10 @@ struct Outputs {
 
 class Network {
 public:
-    // activation_bits: 1 (W1A1) or 2 (W1A2); argmax: decision rule (else highest set bit).
+    // activation_bits: 1 (W1A1) or 2 (W1A2); pixel_thresholds: one (bit p >= t) or two (3 levels,
+    // W1A2 only), each in 0..256 (src/bnn/bits.py).
     Network(const std::vector<LayerInput>& layers, int activation_bits, int n_classes, int pixels,
-            const std::string& kernel);
+            const std::vector<int>& pixel_thresholds, const std::string& kernel);
 
     // Classify n images of `pixels` bytes each on up to `threads` threads (clamped to 1..256, and to
     // one per tile of 72 images).
@@ -66,10 +67,13 @@ private:
     void run_tile(const std::uint8_t* images, std::size_t n, bool argmax, const Outputs& out, std::size_t first,
                   Scratch& scratch) const;
     std::size_t stride_words() const;
+    void pack_plane(const std::uint8_t* images, std::size_t n, int threshold, std::uint64_t* out) const;
 
     Kernel kernel_;
     std::vector<Layer> layers_;
     std::vector<std::int32_t> last_thresholds_;
+    std::vector<int> pixel_thresholds_;
+    std::vector<std::uint64_t> pixel_columns_, layer0_columns_;  // K words: bits of columns < pixels, < mw
     int n_classes_ = 0, pixels_ = 0;
 };
 

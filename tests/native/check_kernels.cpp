@@ -1,6 +1,7 @@
 // Runs every kernel this CPU (or emulator) has on cases written by tools/check_arm.sh and
 // compares classes, scores and output bits with the numpy reference's, which the case holds.
-// Case file, little-endian: int32 n_layers, activation_bits, n_classes, pixels, n_images, argmax;
+// Case file, little-endian: int32 n_layers, activation_bits, n_classes, pixels, n_images, argmax,
+// n_pixel_thresholds, then that many int32 pixel thresholds;
 // per layer int32 mh, mw, nt, then uint8 weights[mh*mw] and int32 thresholds[mh*nt];
 // uint8 images[n*pixels]; expected int32 classes[n], int32 scores[n*C], uint8 bits[n*C].
 #include <cstdint>
@@ -25,6 +26,8 @@ int check(const char* path) {
     const auto head = take<std::int32_t>(f, 6);
     const int n_layers = head[0], bits = head[1], classes = head[2], pixels = head[3], argmax = head[5];
     const std::size_t n = static_cast<std::size_t>(head[4]);
+    const auto n_pixel_thresholds = take<std::int32_t>(f, 1);
+    const auto pixel_thresholds = take<std::int32_t>(f, static_cast<std::size_t>(n_pixel_thresholds[0] & 3));
     std::vector<std::vector<std::uint8_t>> weights;
     std::vector<std::vector<std::int32_t>> thresholds;
     std::vector<bnn::LayerInput> layers;
@@ -44,7 +47,8 @@ int check(const char* path) {
     }
     int failures = 0;
     for (const auto& kernel : bnn::available_kernels()) {
-        bnn::Network net(layers, bits, classes, pixels, kernel.name);
+        bnn::Network net(layers, bits, classes, pixels, {pixel_thresholds.begin(), pixel_thresholds.end()},
+                         kernel.name);
         std::vector<std::int32_t> got_classes(n), got_scores(n * classes);
         std::vector<std::uint8_t> got_bits(n * classes);
         net.run(images.data(), n, 2, argmax != 0, {got_classes.data(), got_scores.data(), got_bits.data()});

@@ -15,7 +15,8 @@ summarised in `bnn.bits`.
 
 A folder may carry ``bnn-meta.json`` beside the original files with what the
 format cannot say: the decision rule (``"highest_bit"``, the original's, is
-assumed without it), the SIMD widths, and training provenance.
+assumed without it), the SIMD widths, training provenance, and how pixels
+are quantized when it is not the original's p >= 128 (``pixel_thresholds``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import replace_folder
+from ..bits import PIXEL_THRESHOLD
 from ..errors import ParamsError, ParamsNotFoundError
 from ..paramset import NETWORKS, Layer, ParamSet, network_spec
 
@@ -164,6 +166,9 @@ def read_params(folder: str | os.PathLike, network: str | None = None) -> ParamS
     if extra:
         raise ParamsError(f"{folder}: files for layer {extra[0]}, but {network} has {spec.n_layers} layers")
     classes, newline, final_newline = _read_classes(folder)
+    pixel_thresholds = meta.pop("pixel_thresholds", [PIXEL_THRESHOLD])
+    if not isinstance(pixel_thresholds, list) or not all(isinstance(t, int) for t in pixel_thresholds):
+        raise ParamsError(f"{folder / META_FILE}: pixel_thresholds must be a list of integers")
     params = ParamSet(
         network=network,
         layers=layers,
@@ -173,6 +178,7 @@ def read_params(folder: str | os.PathLike, network: str | None = None) -> ParamS
         source=folder,
         classes_newline=newline,
         classes_final_newline=final_newline,
+        pixel_thresholds=tuple(pixel_thresholds),
     )
     params.validate()
     return params
@@ -227,6 +233,8 @@ def _write_files(params: ParamSet, folder: Path) -> None:
     (folder / "classes.txt").write_bytes(text.encode("utf-8"))
     meta = dict(params.metadata)
     simd = [layer.simd for layer in params.layers]
+    if params.pixel_thresholds != (PIXEL_THRESHOLD,):  # not the original's p >= 128: the hardware cannot say it
+        meta["pixel_thresholds"] = list(params.pixel_thresholds)
     if meta or params.decision != "highest_bit" or tuple(simd) != params.spec.simd:
         meta.update(network=params.network, decision=params.decision, simd=simd)
         (folder / META_FILE).write_bytes((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))

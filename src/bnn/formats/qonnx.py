@@ -4,6 +4,8 @@ Needs ``onnx`` (``pip install 'bitexact-bnn[qonnx]'``). The graph, per layer
 of the set (raw pixels 0..255 in, float32, shape (1, 784) or (1, 1, 28, 28)):
 
     input:   Mul(1/255) -> Mul(2) -> Sub(1) -> BipolarQuant      pixel p -> +1 when p >= 128
+             [another pixel threshold t: Sub(t - 1/2) -> BipolarQuant;
+              3-level pixels (t0, t1): Sub, Mul -> Quant(2 bits), steps half-way between pixel values]
     layer:   MatMul(x, BipolarQuant(W)) [+ the padding columns' fixed sum, layer 0]
              [W1A1: Add(MW) -> Mul(1/2)]            -> the hardware's accumulator acc
              BatchNormalization -> BipolarQuant      one threshold:  acc > T
@@ -70,8 +72,6 @@ def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), to
     from onnx import TensorProto, helper, numpy_helper
 
     params.validate()
-    if PIXEL_THRESHOLD != 128:  # the input steps below encode p >= 128 as (p / 255) * 2 - 1 >= 0
-        raise AssertionError("the input quantizer assumes a pixel threshold of 128")
     nodes, inits = [], []
 
     def const(name: str, value) -> str:
@@ -89,10 +89,7 @@ def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), to
         raise ValueError(f"input_shape {input_shape}: expected (B, 784) or (B, 1, 28, 28)")
     if len(input_shape) != 2:
         x = node("Reshape", [x, _int64(inits, "flat_shape", [batch, PIXELS])], "flat")
-    x = node("Mul", [x, const("inv255", 1 / 255)], "scaled")
-    x = node("Mul", [x, const("two", 2.0)], "doubled")
-    x = node("Sub", [x, const("one", 1.0)], "centred")
-    x = node("BipolarQuant", [x, const("unit", 1.0)], "out_in", QONNX_DOMAIN)
+    x = _input_quantizer(params.pixel_thresholds, x, const, node)
     n_classes = len(params.classes)
     last = len(params.layers) - 1
     for i, layer in enumerate(params.layers):
@@ -155,10 +152,38 @@ def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), to
         "bnn.pe": ",".join(str(layer.pe) for layer in params.layers),
         "bnn.simd": ",".join(str(layer.simd) for layer in params.layers),
         "bnn.last_layer_rows": str(params.layers[-1].mh),
+        "bnn.input_pixels": "0..255",
     }
     onnx.helper.set_model_props(model, meta)
     onnx.checker.check_model(model)
     return model
+
+
+def _input_quantizer(thresholds: tuple[int, ...], x: str, const, node) -> str:
+    """The nodes quantizing raw pixels (0..255) as `bnn.bits.pixel_values` does; returns the output's name."""
+    const("unit", 1.0)
+    if thresholds == (128,):  # Brevitas' own form: (p / 255) * 2 - 1 >= 0 exactly when p >= 128
+        x = node("Mul", [x, const("inv255", 1 / 255)], "scaled")
+        x = node("Mul", [x, const("two", 2.0)], "doubled")
+        x = node("Sub", [x, const("one", 1.0)], "centred")
+        return node("BipolarQuant", [x, "unit"], "out_in", QONNX_DOMAIN)
+    if len(thresholds) == 1:  # p - (t - 1/2) >= 0 exactly when p >= t
+        x = node("Sub", [x, const("pixel_step", thresholds[0] - 0.5)], "centred")
+        return node("BipolarQuant", [x, "unit"], "out_in", QONNX_DOMAIN)
+    # 3 levels: y = (p - c) / s is -1/2 at p = t0 - 1/2 and +1/2 at t1 - 1/2 (as `_threshold_norm`);
+    # an integer pixel is at least 1/(2 s) away from either step, so ROUND gives the levels exactly.
+    mean, scale = _threshold_norm(np.array([[thresholds[0] - 1, thresholds[1] - 1]]))
+    x = node("Sub", [x, const("pixel_centre", mean[0])], "centred")
+    x = node("Mul", [x, const("pixel_scale", scale[0])], "normalised")
+    return node(
+        "Quant",
+        [x, "unit", const("zero", 0.0), const("bits2", 2.0)],
+        "out_in",
+        QONNX_DOMAIN,
+        signed=1,
+        narrow=1,
+        rounding_mode="ROUND",
+    )
 
 
 def _int64(inits: list, name: str, value) -> str:
@@ -198,6 +223,34 @@ def _quant_levels(op: str, y: np.ndarray, node, consts: dict, where: str) -> np.
             "only 1-bit (BipolarQuant) and 2-bit narrow signed (-1, 0, +1) activations are supported"
         )
     return np.clip(np.round(y / np.float32(scale)), -1, 1).astype(np.int64)
+
+
+_PIXEL_SCALES = {"0..255": np.float32(1), "0..1": np.float32(255)}
+
+
+def _pixel_quantizer(op: str, prefix, node, consts: dict, meta: dict, where: str) -> tuple[str, tuple[int, ...]]:
+    """(pixel scale, `ParamSet.pixel_thresholds`) of the input quantizer `node` after the float32 `prefix`.
+
+    The model's pixels are 0..255 when its metadata says so (our export), else the convention whose
+    quantizer is the original's p >= 128, else 0..1 (Brevitas', torchvision's ToTensor), else 0..255.
+    """
+    pixels = np.arange(256, dtype=np.float32)
+    found = {}
+    for name, divisor in _PIXEL_SCALES.items():
+        levels = _quant_levels(op, prefix((pixels / divisor).astype(np.float32)), node, consts, where)
+        if (np.diff(levels) >= 0).all():  # a rising step function of the pixel (perhaps a constant)
+            # The first pixel at each step: level +1 (a bit), or levels >= 0 and +1 (3 levels).
+            steps = (1,) if op == "BipolarQuant" else (0, 1)
+            found[name] = tuple(int(np.searchsorted(levels, s)) for s in steps)
+    said = meta.get("bnn.input_pixels", "0..255" if "bnn.network" in meta else None)
+    order = [said] if said else [k for k, t in found.items() if t == (PIXEL_THRESHOLD,)] + ["0..1", "0..255"]
+    chosen = next((name for name in order if name in found), None)
+    if chosen is None:
+        raise ParamsError(
+            f"{where}: the input quantizer is not a rising step function of the pixel (0..255"
+            + (", as the model's metadata says)" if said else ", nor of pixels scaled to 0..1)")
+        )
+    return chosen, found[chosen]
 
 
 def _scalar(value: np.ndarray, where: str) -> float:
@@ -259,7 +312,7 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
     meta = {p.key: p.value for p in model.metadata_props}
     tensors: dict[str, tuple] = {graph.input[0].name: ("input", lambda v: v)}
     layers: list[dict] = []
-    input_scale = None
+    input_scale, pixel_thresholds = None, None
     for node in graph.node:
         op, where = node.op_type, f"{path}: node {node.name or node.op_type} ({node.op_type})"
         if op == "Constant":
@@ -284,21 +337,10 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
         elif op in ("BipolarQuant", "Quant") and kind == "input":
             if layers:
                 raise ParamsError(f"{where}: a second input quantizer")
-            levels = {}
-            for name, scaled in (
-                ("0..255", np.arange(256, dtype=np.float32)),
-                ("0..1", (np.arange(256, dtype=np.float32) / np.float32(255))),
-            ):
-                levels[name] = _quant_levels(op, value[-1](scaled), node, consts, where)
-            want = np.where(np.arange(256) >= PIXEL_THRESHOLD, 1, -1)
-            input_scale = next((k for k, v in levels.items() if (v == want).all()), None)
-            if input_scale is None:
-                three = op == "Quant" and any((v == 0).any() for v in levels.values())
-                raise ParamsError(
-                    f"{where}: the input quantizer is not pixel >= {PIXEL_THRESHOLD} for pixels 0..255 or 0..1"
-                    + (" (it has 3 levels; the LFC arithmetic takes 1-bit pixels)" if three else "")
-                )
-            tensors[node.output[0]] = ("act", 1.0, 2)  # +-1 values, step 2 between reachable dots
+            input_scale, pixel_thresholds = _pixel_quantizer(op, value[-1], node, consts, meta, where)
+            scale = _scalar(consts[node.input[1]], where)
+            # +-1 values (step 2 between reachable dots) or -1/0/+1 (step 1), times the quantizer's scale.
+            tensors[node.output[0]] = ("act", scale, 2 if op == "BipolarQuant" else 1)
         elif op in ("Gemm", "MatMul") and kind == "act":
             w = consts.get(node.input[1])
             if w is None:
@@ -356,7 +398,9 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
         raise ParamsError(f"{last['node']}: the output is not strictly monotone in the dot product")
     if falling:  # argmax of a falling function is the argmin: negate the rows
         last["weights"] = 1 - last["weights"]
-    return _assemble(layers, classes, meta, path, input_scale, network_with_bits, Layer, accumulator_thresholds)
+    return _assemble(
+        layers, classes, meta, path, (input_scale, pixel_thresholds), network_with_bits, Layer, accumulator_thresholds
+    )
 
 
 def _fold_width(n: int) -> int:
@@ -364,7 +408,7 @@ def _fold_width(n: int) -> int:
     return max(f for f in range(1, 65) if n % f == 0)
 
 
-def _assemble(layers, classes, meta, path, input_scale, network_with_bits, Layer, accumulator_thresholds):
+def _assemble(layers, classes, meta, path, pixels, network_with_bits, Layer, accumulator_thresholds):
     """The `ParamSet` of the parsed layers (hidden thresholds folded, last layer padded to a multiple of 8)."""
     steps = {layer["thresholds_dot"].shape[1] for layer in layers[:-1]}
     if len(steps) != 1:
@@ -397,8 +441,9 @@ def _assemble(layers, classes, meta, path, input_scale, network_with_bits, Layer
         out,
         list(names),
         decision="argmax",
-        metadata={"imported_from": path.name, "format": "qonnx", "input_pixels": input_scale},
+        metadata={"imported_from": path.name, "format": "qonnx", "input_pixels": pixels[0]},
         source=path,
+        pixel_thresholds=pixels[1],
     )
     params.validate()
     return params

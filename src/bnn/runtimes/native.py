@@ -95,7 +95,9 @@ class NativeRuntime:
             (np.ascontiguousarray(layer.weights, dtype=np.uint8), np.ascontiguousarray(layer.effective_thresholds()))
             for layer in params.layers
         ]
-        self._net = native.Network(layers, params.activation_bits, len(params.classes), PIXELS, kernel or "")
+        self._net = native.Network(
+            layers, params.activation_bits, len(params.classes), PIXELS, kernel or "", list(params.pixel_thresholds)
+        )
         self.kernel = self._net.kernel
         self.chunk = CHUNK[self.kernel]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bits import accumulators, activate, binarize_pixels, decide
+from ..bits import accumulators, activate, decide, input_values
 from ..paramset import ParamSet
 from .base import Outputs
 
@@ -57,7 +57,7 @@ class ReferenceRuntime:
     def trace(self, images: np.ndarray):
         """Yield per layer (acc, values, bits): its (N, MH) int32 accumulators, the values it passes on
         (+-1, or -1/0/+1 for 3-level activations) and its first threshold's bits (see `bnn.bits`)."""
-        x = 2.0 * binarize_pixels(images, self.params.layers[0].mw).astype(np.float32) - 1.0
+        x = input_values(images, self.params.layers[0].mw, self.params.pixel_thresholds).astype(np.float32)
         for weights, thresholds in zip(self._weights, self._thresholds):
             acc = accumulators((x @ weights).astype(np.int32), weights.shape[0], self.params.activation_bits)
             values, bits = activate(acc, thresholds)

@@ -34,7 +34,7 @@ import warnings
 
 import numpy as np
 
-from ..bits import PIXEL_THRESHOLD, accumulators, activate, decide
+from ..bits import PIXEL_THRESHOLD, accumulators, activate, decide, pixel_values
 from ..errors import MissingExtraError, UnknownNameError
 from ..paramset import PIXELS, ParamSet
 from .base import Outputs
@@ -83,9 +83,9 @@ def torch_threads() -> int:
     return torch.get_num_threads() if torch is not None else 0
 
 
-def pack_images(images: np.ndarray) -> np.ndarray:
-    """(N, 784) uint8 pixels -> (N, 98) uint8: their bits (p >= 128), 8 per byte, first pixel in the high bit."""
-    return np.packbits(images >= PIXEL_THRESHOLD, axis=1)
+def pack_images(images: np.ndarray, threshold: int = PIXEL_THRESHOLD) -> np.ndarray:
+    """(N, 784) uint8 pixels -> (N, 98) uint8: their bits (p >= threshold), 8 per byte, first pixel in the high bit."""
+    return np.packbits(images >= threshold, axis=1)
 
 
 def _tensor(array: np.ndarray):
@@ -117,7 +117,10 @@ class TorchRuntime:
             raise UnknownNameError(f"unknown matmul {matmul!r}; known: int8, fp32")
         self.integer = matmul == "int8" if matmul else self.device.type == "cuda"
         self.kernel = f"{self.device}/{'int8' if self.integer else 'fp32'}"
-        self.packed = packed if packed is not None else self.device.type != "cpu"
+        one_bit = len(params.pixel_thresholds) == 1
+        if packed and not one_bit:
+            raise ValueError("packed upload sends one bit per pixel; this set quantizes pixels to 3 levels")
+        self.packed = packed if packed is not None else self.device.type != "cpu" and one_bit
         self.chunk = CPU_CHUNK if self.device.type == "cpu" else self._device_chunk()
         self._bits = params.activation_bits
         self._layers = [self._prepare(i, layer) for i, layer in enumerate(params.layers)]
@@ -166,7 +169,9 @@ class TorchRuntime:
 
     def forward_tensor(self, pixels):
         """Last-layer (N, C) int32 scores and bool bits for (N, 784) uint8 pixels already on the device."""
-        x = (pixels >= PIXEL_THRESHOLD).to(torch.int8) * 2 - 1
+        if max(self.params.pixel_thresholds) > 255:  # torch would wrap 256 to 0 in a uint8 comparison
+            pixels = pixels.to(torch.int16)
+        x = pixel_values(pixels, self.params.pixel_thresholds).to(torch.int8)
         for layer in self._layers:
             dot = self._product(x, layer) + layer["offset"]
             acc = accumulators(dot, layer["mw"], self._bits)
@@ -179,9 +184,11 @@ class TorchRuntime:
         """Host (N, 784) uint8 -> device (N, 784) uint8 pixels (0 or 255 when sent packed)."""
         if not self.packed:
             return _tensor(images).to(self.device, non_blocking=True)
-        packed = _tensor(pack_images(images)).to(self.device, non_blocking=True)
+        (threshold,) = self.params.pixel_thresholds
+        packed = _tensor(pack_images(images, threshold)).to(self.device, non_blocking=True)
         shifts = torch.arange(7, -1, -1, device=self.device, dtype=torch.uint8)
         bits = (packed.unsqueeze(2) >> shifts) & 1
+        # 255 is above and 0 below any threshold in 1..255; 0 or 256 make every pixel the same anyway.
         return bits.reshape(len(images), packed.shape[1] * 8)[:, :PIXELS] * 255
 
     def run_tensor(self, pixels, rule: str | None = None, *, scores: bool = True) -> Outputs:
