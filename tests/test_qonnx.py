@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import filecmp
+
 import numpy as np
 import pytest
 from conftest import IN_CI, options, random_params
@@ -19,6 +21,7 @@ from test_cli import run  # noqa: E402
 import bnn  # noqa: E402
 from bnn.errors import ParamsError, UnknownNameError  # noqa: E402
 from bnn.formats.qonnx import read_qonnx, write_qonnx  # noqa: E402
+from bnn.params import read_params  # noqa: E402
 from bnn.runtimes.reference import ReferenceRuntime  # noqa: E402
 
 N = 1000
@@ -85,12 +88,45 @@ def test_cli_converts_to_qonnx_with_labelselect(original_dir, mnist_test, tmp_pa
 def test_round_trip_through_qonnx_keeps_every_number(original_dir, mnist_test, tmp_path, source, network, runtime):
     params = bnn.params.read_params(original_dir / network) if source == "original" else _shipped(network)
     back = read_qonnx(write_qonnx(params, tmp_path / "m.onnx"))
-    assert back.network == network and back.classes == params.classes and back.decision == "argmax"
+    # Our export records what the graph does not hold (folding, padding, stored thresholds, decision rule).
+    assert back.network == network and back.classes == params.classes and back.decision == params.decision
     images = mnist_test[0]
-    want = ReferenceRuntime(params).run(images.reshape(-1, 784), "argmax")
+    want = ReferenceRuntime(params).run(images.reshape(-1, 784))
     got = bnn.Classifier(None, back, runtime[0], **options(*runtime)).infer(images)
     np.testing.assert_array_equal(got.scores, want.scores)
+    np.testing.assert_array_equal(got.bits, want.bits)
     np.testing.assert_array_equal(got.classes, want.classes)
+
+
+@pytest.mark.parametrize("network", ["lfcW1A1", "lfcW1A2"])
+def test_original_set_through_qonnx_to_a_folder_is_byte_identical(original_dir, tmp_path, network):
+    source = original_dir / network
+    folder = bnn.params.write_params(read_qonnx(write_qonnx(read_params(source), tmp_path / "m.onnx")), tmp_path / "f")
+    names = sorted(p.name for p in source.iterdir())
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*names, "bnn-meta.json"])  # + provenance
+    _, mismatch, errors = filecmp.cmpfiles(source, folder, names, shallow=False)
+    assert mismatch == [] and errors == []
+
+
+def test_a_changed_graph_is_read_as_it_computes_not_as_recorded(original_dir, mnist_test, tmp_path):
+    from onnx import numpy_helper
+
+    params = read_params(original_dir / "lfcW1A1")
+    model = onnx.load(write_qonnx(params, tmp_path / "m.onnx"))
+    for init in model.graph.initializer:  # changed elsewhere: one hidden neuron's threshold moved by 10
+        if init.name == "bn1_mean":
+            mean = numpy_helper.to_array(init).copy()
+            mean[7] += 10
+            init.CopyFrom(numpy_helper.from_array(mean, init.name))
+    onnx.save(model, tmp_path / "changed.onnx")
+    back = read_qonnx(tmp_path / "changed.onnx")
+    assert back.decision == "argmax" and back.layers[0].mw == 784  # the record no longer applies
+    moved = back.layers[1].effective_thresholds()[7] - params.layers[1].effective_thresholds()[7]
+    assert moved.tolist() == [10]
+    images = mnist_test[0][:60].reshape(-1, 784)
+    graph = ModelWrapper(str(tmp_path / "changed.onnx")).transform(InferShapes())
+    want = np.stack([execute_onnx(graph, {"global_in": im[None].astype(np.float32)})["scores"][0] for im in images])
+    np.testing.assert_array_equal(ReferenceRuntime(back).run(images).scores, want)
 
 
 brevitas = pytest.importorskip("brevitas") if not IN_CI else __import__("brevitas")

@@ -18,10 +18,20 @@ quantizer's step half-way between the two integer accumulators it
 separates (at T + 0.5), so float32 evaluation gives exactly the integer
 comparison. Tensors are named ``acc{i}`` (accumulators) and ``out{i}``
 (activations) for per-layer checks.
+
+The model's metadata records what the graph computes with but does not
+hold: folding, layer 0's padding columns, the last layer's extra rows,
+every stored threshold, the decision rule, classes.txt's layout
+(``bnn.record`` and friends). Reading such a model back gives the set
+exactly, files byte for byte, as long as the graph still computes what the
+record says (checked at every reachable accumulator); a graph changed
+since is read as it computes.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 from pathlib import Path
 
@@ -153,10 +163,29 @@ def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), to
         "bnn.simd": ",".join(str(layer.simd) for layer in params.layers),
         "bnn.last_layer_rows": str(params.layers[-1].mh),
         "bnn.input_pixels": "0..255",
+        "bnn.record": _record(params),
+        # classes.txt's layout, so that a folder written back has the same bytes
+        "bnn.classes_newline": params.classes_newline,
+        "bnn.classes_final_newline": str(int(params.classes_final_newline)),
     }
     onnx.helper.set_model_props(model, meta)
     onnx.checker.check_model(model)
     return model
+
+
+def _record(params: ParamSet) -> str:
+    """What the graph computes with but does not hold, for a parameter folder written back byte for byte:
+    layer 0's padding columns, the last layer's rows past the classes and every stored threshold
+    (int64, as in the files), as base64 of a compressed .npz."""
+    arrays = {
+        "padding": np.packbits(params.layers[0].weights[:, PIXELS:], axis=1),
+        "padding_columns": np.int64(params.layers[0].mw - PIXELS),
+        "extra_rows": np.packbits(params.layers[-1].weights[len(params.classes) :], axis=1),
+    }
+    arrays.update({f"thresholds{i}": layer.thresholds for i, layer in enumerate(params.layers)})
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _input_quantizer(thresholds: tuple[int, ...], x: str, const, node) -> str:
@@ -289,7 +318,8 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
     Each hidden layer's float function is evaluated at every reachable dot
     product and folded into thresholds (`bnn.folding`); a negative scale
     flips the neuron, and for the last layer the rows (argmax of a falling
-    function is an argmin). The set decides by argmax. ParamsError names the
+    function is an argmin). The set decides by argmax, unless it is our export with
+    its record intact (see the module docstring). ParamsError names the
     file and the node that does not fit.
     """
     onnx = _onnx()
@@ -403,6 +433,47 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
     )
 
 
+def _recorded_layers(meta: dict, folded: list, parsed: list[dict], bits: int) -> list | None:
+    """The layers as our export recorded them (`_record`: folding, padding, stored thresholds), when the
+    graph still computes exactly what they do; None otherwise (no record, or the graph was changed)."""
+    from ..bits import accumulators
+    from ..paramset import Layer
+
+    try:
+        with np.load(io.BytesIO(base64.b64decode(meta["bnn.record"]))) as npz:
+            record = {k: npz[k] for k in npz.files}
+        pe = [int(v) for v in meta["bnn.pe"].split(",")]
+        simd = [int(v) for v in meta["bnn.simd"].split(",")]
+    except Exception:  # noqa: BLE001 - absent or unreadable: the graph alone decides
+        return None
+    if len(pe) != len(folded) or any(f"thresholds{i}" not in record for i in range(len(folded))):
+        return None
+    layers = []
+    for i, (layer, fold) in enumerate(zip(folded, parsed)):
+        w = layer.weights
+        if i == 0:  # layer 0's padding columns
+            n_pad = int(record["padding_columns"])
+            w = np.concatenate([w, np.unpackbits(record["padding"], axis=1, count=n_pad)[: len(w)]], axis=1)
+        if i == len(folded) - 1:
+            n_classes = fold["weights"].shape[0]
+            extra = np.unpackbits(record["extra_rows"], axis=1, count=w.shape[1])
+            w = np.concatenate([w[:n_classes], extra])
+        layers.append(Layer(np.ascontiguousarray(w, dtype=np.uint8), record[f"thresholds{i}"], pe=pe[i], simd=simd[i]))
+    # The recorded thresholds must give the folded layer's outputs at every reachable dot product.
+    for layer, fold in zip(layers[:-1], parsed[:-1]):
+        if layer.weights.shape[0] != fold["weights"].shape[0] or fold["falling"].any():
+            return None
+        k = fold["weights"].shape[1]
+        d = np.arange(-k, k + 1, fold["step"], dtype=np.int64)
+        pad_dot = -(2 * layer.weights[:, k:].astype(np.int64) - 1).sum(axis=1)  # padding columns see -1
+        acc = accumulators(d[None, :] + pad_dot[:, None], layer.mw, bits)
+        t = layer.effective_thresholds()
+        for q in range(t.shape[1]):
+            if not np.array_equal(acc > t[:, q : q + 1], d[None, :] > fold["thresholds_dot"][:, q : q + 1]):
+                return None
+    return layers
+
+
 def _fold_width(n: int) -> int:
     """The widest folding (PE or SIMD) of at most 64 that divides n."""
     return max(f for f in range(1, 65) if n % f == 0)
@@ -431,6 +502,15 @@ def _assemble(layers, classes, meta, path, pixels, network_with_bits, Layer, acc
     # Output bits: dot > 0 (they serve only the highest-bit rule; these sets decide by argmax).
     t = np.full((rows, 1), accumulator_thresholds(0, mw, bits), dtype=np.int64)
     out.append(Layer(last, t, pe=_fold_width(rows), simd=_fold_width(mw)))
+    recorded = _recorded_layers(meta, out, layers, bits)
+    layout = {}
+    if recorded is not None:  # our export, unchanged: the set as it was, decision rule included
+        out = recorded
+        layout = {
+            "decision": meta.get("bnn.decision", "argmax"),
+            "classes_newline": meta.get("bnn.classes_newline", "\n"),
+            "classes_final_newline": meta.get("bnn.classes_final_newline", "1") == "1",
+        }
     names = classes or (
         meta["bnn.classes"].split("\n") if "bnn.classes" in meta else [str(i) for i in range(n_classes)]
     )
@@ -440,10 +520,11 @@ def _assemble(layers, classes, meta, path, pixels, network_with_bits, Layer, acc
         spec.name,
         out,
         list(names),
-        decision="argmax",
+        decision=layout.pop("decision", "argmax"),
         metadata={"imported_from": path.name, "format": "qonnx", "input_pixels": pixels[0]},
         source=path,
         pixel_thresholds=pixels[1],
+        **layout,
     )
     params.validate()
     return params
