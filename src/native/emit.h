@@ -13,6 +13,19 @@
 namespace bnn::kernels {
 namespace {
 
+// A hidden layer's output bits for one image and group: bits[q] holds bit `lane` for
+// neuron g*8 + lane past threshold q; written as one plane, or as m and s (kernels.h).
+inline void store_bits(const LayerView& L, const unsigned* bits, std::size_t image, int g, std::uint64_t* out) {
+    const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
+    auto* row = reinterpret_cast<std::uint8_t*>(out + image * out_stride);
+    if (L.out_planes == 2) {
+        row[g] = static_cast<std::uint8_t>(~(bits[0] ^ bits[1]));              // m: value != 0
+        row[L.out_K * 8 + g] = static_cast<std::uint8_t>(bits[0] & bits[1]);  // s: value == +1
+    } else {
+        row[g] = static_cast<std::uint8_t>(bits[0]);
+    }
+}
+
 template <typename Count>
 inline void emit_group(const LayerView& L, const Count* pc, const std::int32_t* active, std::size_t image, int g,
                        std::uint64_t* out, std::int32_t* counts) {
@@ -31,14 +44,7 @@ inline void emit_group(const LayerView& L, const Count* pc, const std::int32_t* 
             bits[q] |= static_cast<unsigned>(on) << lane;
         }
     }
-    const std::size_t out_stride = static_cast<std::size_t>(L.out_planes) * L.out_K;
-    auto* row = reinterpret_cast<std::uint8_t*>(out + image * out_stride);
-    if (L.out_planes == 2) {
-        row[g] = static_cast<std::uint8_t>(~(bits[0] ^ bits[1]));              // m: value != 0
-        row[L.out_K * 8 + g] = static_cast<std::uint8_t>(bits[0] & bits[1]);  // s: value == +1
-    } else {
-        row[g] = static_cast<std::uint8_t>(bits[0]);
-    }
+    store_bits(L, bits, image, g, out);
 }
 
 using BlockFn = void (*)(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,

@@ -3,6 +3,8 @@
 // neurons is two 256-bit halves; 4 images per weight load.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "emit.h"
 #include "kernels.h"
 #include "probe.h"
@@ -20,11 +22,34 @@ inline __m256i popcount_bytes(__m256i v, __m256i lut, __m256i low4) {
     return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
 }
 
-template <int kImages>
+// One image's group of 8 neurons, decided in registers: s0 and s1 hold the popcounts of neurons
+// 0-3 and 4-7, one per 64-bit lane (each below 2^31).
+template <bool kMasked>
+inline void emit_avx2(const LayerView& L, __m256i s0, __m256i s1, const std::int32_t* active, std::size_t image,
+                      int g, std::uint64_t* out, std::int32_t* counts) {
+    const __m256i mixed = _mm256_blend_epi32(s0, _mm256_slli_epi64(s1, 32), 0xAA);  // n0 n4 n1 n5 n2 n6 n3 n7
+    const __m256i pc = _mm256_permutevar8x32_epi32(mixed, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    const int neurons = L.groups * kLanes;
+    if (L.out_planes == 0) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts + image * neurons + g * kLanes), pc);
+        return;
+    }
+    // Bit on when pc <= limit (one plane) or 2 pc + limit <= popcount(m) (two planes): the complement of ">".
+    const __m256i lhs = kMasked ? _mm256_add_epi32(pc, pc) : pc;
+    unsigned bits[2] = {0, 0};
+    for (int q = 0; q < L.out_planes; ++q) {
+        const __m256i lim = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(L.limits + q * neurons + g * kLanes));
+        const __m256i above = kMasked ? _mm256_cmpgt_epi32(_mm256_add_epi32(lhs, lim), _mm256_set1_epi32(active[image]))
+                                      : _mm256_cmpgt_epi32(lhs, lim);
+        bits[q] = ~static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(above))) & 0xFFu;
+    }
+    store_bits(L, bits, image, g, out);
+}
+
+template <int kImages, bool kMasked>
 void layer_block(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
                  std::uint64_t* out, std::int32_t* counts) {
     const int K = L.K;
-    const bool masked = L.in_planes == 2;
     const std::size_t in_stride = static_cast<std::size_t>(L.in_planes) * K;
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1,
                                          2, 2, 3, 2, 3, 3, 4);
@@ -32,51 +57,59 @@ void layer_block(const LayerView& L, const std::uint64_t* in, const std::int32_t
     for (int g = 0; g < L.groups; ++g) {
         const std::uint64_t* wg = L.weights + static_cast<std::size_t>(g) * K * kLanes;
         for (std::size_t i0 = 0; i0 < n; i0 += kImages) {
-            __m256i sums[kImages][kHalves], bytes[kImages][kHalves];
+            __m256i sums[kImages][kHalves];
             for (int i = 0; i < kImages; ++i)
-                for (int h = 0; h < kHalves; ++h) sums[i][h] = bytes[i][h] = _mm256_setzero_si256();
-            for (int k = 0; k < K; ++k) {
-                const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wg + k * kLanes));
-                const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wg + k * kLanes + 4));
+                for (int h = 0; h < kHalves; ++h) sums[i][h] = _mm256_setzero_si256();
+            // Spans of at most kFlushEvery words: no test per word (K is 13 or 16 in the LFC: one span).
+            for (int k0 = 0; k0 < K; k0 += kFlushEvery) {
+                const int k1 = std::min(K, k0 + kFlushEvery);
+                __m256i bytes[kImages][kHalves];
+                for (int i = 0; i < kImages; ++i)
+                    for (int h = 0; h < kHalves; ++h) bytes[i][h] = _mm256_setzero_si256();
+                for (int k = k0; k < k1; ++k) {
+                    const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wg + k * kLanes));
+                    const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wg + k * kLanes + 4));
 #pragma GCC unroll 4
-                for (int i = 0; i < kImages; ++i) {
-                    const std::uint64_t* xi = in + (i0 + i) * in_stride;
-                    const __m256i x = _mm256_set1_epi64x(static_cast<long long>(xi[k]));
-                    __m256i d0, d1;
-                    if (masked) {  // m & (w ^ s): x is the mask plane m, the sign plane follows
-                        const __m256i sg = _mm256_set1_epi64x(static_cast<long long>(xi[K + k]));
-                        d0 = _mm256_and_si256(x, _mm256_xor_si256(w0, sg));
-                        d1 = _mm256_and_si256(x, _mm256_xor_si256(w1, sg));
-                    } else {
-                        d0 = _mm256_xor_si256(w0, x);
-                        d1 = _mm256_xor_si256(w1, x);
-                    }
-                    bytes[i][0] = _mm256_add_epi8(bytes[i][0], popcount_bytes(d0, lut, low4));
-                    bytes[i][1] = _mm256_add_epi8(bytes[i][1], popcount_bytes(d1, lut, low4));
-                }
-                if ((k + 1) % kFlushEvery == 0 || k + 1 == K) {
-                    for (int i = 0; i < kImages; ++i)
-                        for (int h = 0; h < kHalves; ++h) {
-                            sums[i][h] = _mm256_add_epi64(sums[i][h], _mm256_sad_epu8(bytes[i][h], _mm256_setzero_si256()));
-                            bytes[i][h] = _mm256_setzero_si256();
+                    for (int i = 0; i < kImages; ++i) {
+                        const std::uint64_t* xi = in + (i0 + i) * in_stride;
+                        const __m256i x = _mm256_set1_epi64x(static_cast<long long>(xi[k]));
+                        __m256i d0, d1;
+                        if constexpr (kMasked) {  // m & (w ^ s): x is the mask plane m, the sign plane follows
+                            const __m256i sg = _mm256_set1_epi64x(static_cast<long long>(xi[K + k]));
+                            d0 = _mm256_and_si256(x, _mm256_xor_si256(w0, sg));
+                            d1 = _mm256_and_si256(x, _mm256_xor_si256(w1, sg));
+                        } else {
+                            d0 = _mm256_xor_si256(w0, x);
+                            d1 = _mm256_xor_si256(w1, x);
                         }
+                        bytes[i][0] = _mm256_add_epi8(bytes[i][0], popcount_bytes(d0, lut, low4));
+                        bytes[i][1] = _mm256_add_epi8(bytes[i][1], popcount_bytes(d1, lut, low4));
+                    }
                 }
+                for (int i = 0; i < kImages; ++i)
+                    for (int h = 0; h < kHalves; ++h)
+                        sums[i][h] = _mm256_add_epi64(sums[i][h], _mm256_sad_epu8(bytes[i][h], _mm256_setzero_si256()));
             }
-            for (int i = 0; i < kImages; ++i) {
-                alignas(32) std::int64_t pc[kLanes];
-                _mm256_store_si256(reinterpret_cast<__m256i*>(pc), sums[i][0]);
-                _mm256_store_si256(reinterpret_cast<__m256i*>(pc + 4), sums[i][1]);
-                emit_group(L, pc, active, i0 + i, g, out, counts);
-            }
+            for (int i = 0; i < kImages; ++i)
+                emit_avx2<kMasked>(L, sums[i][0], sums[i][1], active, i0 + i, g, out, counts);
         }
     }
+}
+
+template <int kImages>
+void layer_block_any(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
+                     std::uint64_t* out, std::int32_t* counts) {
+    if (L.in_planes == 2)
+        layer_block<kImages, true>(L, in, active, n, out, counts);
+    else
+        layer_block<kImages, false>(L, in, active, n, out, counts);
 }
 
 }  // namespace
 
 void layer_avx2(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
                std::uint64_t* out, std::int32_t* counts) {
-    in_blocks_of_4<layer_block<4>, layer_block<1>>(L, in, active, n, out, counts);
+    in_blocks_of_4<layer_block_any<4>, layer_block_any<1>>(L, in, active, n, out, counts);
 }
 
 double probe_avx2(double seconds) {
