@@ -118,7 +118,7 @@ def literal_forward(params: ParamSet, images: np.ndarray) -> tuple[np.ndarray, n
 def random_params(
     rng: np.random.Generator,
     network: str = "lfcW1A1",
-    hidden: tuple[int, int, int] = (64, 128, 96),
+    hidden: tuple[int, ...] = (64, 128, 96),
     n_classes: int = 10,
     mw0: int = 832,
     out_rows: int | None = None,
@@ -129,10 +129,10 @@ def random_params(
     out_rows = out_rows or max(16, -(-n_classes // 16) * 16)
     sizes = [mw0, *hidden, out_rows]
     layers = []
-    for i in range(4):
+    for i in range(len(sizes) - 1):
         mw, mh = sizes[i], sizes[i + 1]
         w = rng.integers(0, 2, (mh, mw), dtype=np.uint8)
-        nt = spec.thresholds[i]
+        nt = spec.layer_thresholds(i, len(sizes) - 1)
         spread = int(np.sqrt(mw)) + 1
         if spec.activation_bits == 1:
             t = rng.integers(mw // 2 - spread, mw // 2 + spread, (mh, nt))

@@ -84,6 +84,18 @@ def json_meta(folder):
     return json.loads((folder / "bnn-meta.json").read_text())
 
 
+@pytest.mark.parametrize("hidden", [(128,), (64, 32, 64, 128, 64)])
+def test_other_depths_round_trip_and_classify(tmp_path, hidden):
+    params = random_params(np.random.default_rng(9), "lfcW1A2", hidden, 10, 832)
+    folder = write_params(params, tmp_path / "deep")
+    assert json_meta(folder)["layers"] == len(hidden) + 1
+    back = read_params(folder)
+    assert [layer.weights.shape for layer in back.layers] == [layer.weights.shape for layer in params.layers]
+    images = np.random.default_rng(5).integers(0, 256, (40, 784), dtype=np.uint8)
+    want = bnn.Classifier(None, params).infer(images).scores
+    np.testing.assert_array_equal(bnn.Classifier(None, back).infer(images).scores, want)
+
+
 def test_missing_weight_file(original_dir, tmp_path):
     folder = write_params(read_params(original_dir / "lfcW1A1"), tmp_path / "lfcW1A1")
     (folder / "2-5-weights.bin").unlink()

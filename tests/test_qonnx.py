@@ -132,15 +132,28 @@ def test_a_changed_graph_is_read_as_it_computes_not_as_recorded(original_dir, mn
 brevitas = pytest.importorskip("brevitas") if not IN_CI else __import__("brevitas")
 
 
-@pytest.fixture(scope="module", params=["tfc_1w1a", "sfc_1w1a", "lfc_1w1a", "tfc_1w2a", "sfc_1w2a", "lfc_1w2a"])
+# Other depths of the same family: (weight, activation and input bits, hidden widths).
+BREVITAS_FC_OTHER = {"fc_1w1a_5x64": (1, 1, 1, [64] * 5), "fc_1w2a_256_128": (1, 2, 2, [256, 128])}
+
+
+@pytest.fixture(
+    scope="module", params=["tfc_1w1a", "sfc_1w1a", "lfc_1w1a", "tfc_1w2a", "sfc_1w2a", "lfc_1w2a", *BREVITAS_FC_OTHER]
+)
 def brevitas_model(request, mnist_test, tmp_path_factory):
     """A Brevitas bnn_pynq FC network, seeded and trained on 1,000 images, exported with export_qonnx."""
     import torch
     from brevitas.export import export_qonnx
     from brevitas_examples.bnn_pynq.models import model_with_cfg
+    from brevitas_examples.bnn_pynq.models.FC import FC
 
     torch.manual_seed(0)
-    model, _ = model_with_cfg(request.param, pretrained=False)
+    if request.param in BREVITAS_FC_OTHER:
+        w, a, i, hidden = BREVITAS_FC_OTHER[request.param]
+        model = FC(
+            weight_bit_width=w, act_bit_width=a, in_bit_width=i, in_channels=1, out_features=hidden, num_classes=10
+        )
+    else:
+        model, _ = model_with_cfg(request.param, pretrained=False)
     images, labels = mnist_test  # stand-in training data: the test only needs trained statistics
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     model.train()
@@ -172,6 +185,7 @@ def test_brevitas_w1a2_takes_3_level_pixels(brevitas_model):
     path, _ = brevitas_model
     params = read_qonnx(path)
     assert params.metadata["input_pixels"] == "0..1"  # Brevitas' FC scales pixels to 0..1 first
+    assert len(params.layers) == len(BREVITAS_FC_OTHER.get(path.stem, (0, 0, 0, [0] * 3))[3]) + 1
     if "1w2a" in path.name:
         # Its 2-bit input quantizer (scale learned from 1): (p/255 * 2 - 1) / s rounded to -1, 0, +1.
         assert params.network == "lfcW1A2" and len(params.pixel_thresholds) == 2

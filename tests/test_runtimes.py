@@ -58,7 +58,7 @@ def test_batch_sizes(original, runtime, mnist_test, n):
 @given(
     seed=st.integers(0, 2**32 - 1),
     network=st.sampled_from(["lfcW1A1", "lfcW1A2"]),
-    hidden=st.tuples(*[st.sampled_from([16, 32, 48, 64, 96, 128, 200]) for _ in range(3)]),
+    hidden=st.lists(st.sampled_from([16, 32, 48, 64, 96, 128, 200]), min_size=1, max_size=5).map(tuple),
     n_classes=st.integers(1, 40),
     mw0=st.sampled_from([784, 790, 800, 832, 896]),
     n=st.sampled_from([0, 1, 2, 3, 5, 63, 64, 65, 131]),

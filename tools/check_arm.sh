@@ -3,7 +3,8 @@
 # (tests/native/check_kernels.cpp) for aarch64 with Debian's g++-aarch64-linux-gnu, and run it
 # under qemu-user on cases whose expected outputs come from the numpy reference: the MNIST test
 # set with both original sets (when ../shared is there) and random geometries (hidden widths 64
-# and 256, inputs not a multiple of 64, both activations and decision rules).
+# and 256, 1 to 5 hidden layers, inputs not a multiple of 64, both activations and decision rules,
+# 1-bit and 3-level pixels).
 # Usage: tools/check_arm.sh [python]   (python: one with bnn and the test dependencies)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,7 +50,8 @@ rng = np.random.default_rng(16)
 for i, (network, hidden, classes, mw0, n, pixels) in enumerate(
     [("lfcW1A1", (64, 64, 64), 10, 832, 257, (128,)), ("lfcW1A2", (256, 256, 256), 10, 784, 130, (128,)),
      ("lfcW1A1", (48, 200, 16), 3, 790, 67, (200,)), ("lfcW1A2", (96, 64, 128), 40, 800, 1, (128,)),
-     ("lfcW1A2", (64, 256, 64), 10, 784, 131, (64, 191)), ("lfcW1A2", (256, 64, 64), 7, 800, 66, (0, 128))]
+     ("lfcW1A2", (64, 256, 64), 10, 784, 131, (64, 191)), ("lfcW1A2", (256, 64, 64), 7, 800, 66, (0, 128)),
+     ("lfcW1A1", (128,), 10, 784, 70, (128,)), ("lfcW1A2", (64, 32, 64, 128, 64), 12, 832, 75, (90, 170))]
 ):
     images = rng.integers(0, 256, (n, 784), dtype=np.uint8)
     params = dataclasses.replace(random_params(rng, network, hidden, classes, mw0), pixel_thresholds=pixels)

@@ -47,7 +47,12 @@ class NetworkSpec:
 
     @property
     def n_layers(self) -> int:
+        """Layers of the original hardware's network (imported sets may have other depths)."""
         return len(self.simd)
+
+    def layer_thresholds(self, index: int, n_layers: int) -> int:
+        """Thresholds per neuron of layer `index` of `n_layers`: the hidden activation's, 1 for the last."""
+        return 1 if index == n_layers - 1 else self.thresholds[0]
 
 
 NETWORKS: dict[str, NetworkSpec] = {
@@ -146,13 +151,14 @@ class ParamSet:
         spec = network_spec(self.network)
         if self.decision not in DECISION_RULES:
             raise ParamsError(f"{where}: unknown decision rule {self.decision!r}; known: {', '.join(DECISION_RULES)}")
-        if len(self.layers) != spec.n_layers:
-            raise ParamsError(f"{where}: {self.network} has {spec.n_layers} layers, found {len(self.layers)}")
+        if len(self.layers) < 2:  # other depths than the original's 4 are fine (Brevitas' FC family)
+            raise ParamsError(f"{where}: a network needs hidden layers and a last layer, found {len(self.layers)} layer")
         for i, layer in enumerate(self.layers):
             layer.check(f"{where}: layer {i}")
-            if layer.n_thresholds != spec.thresholds[i]:
+            want = spec.layer_thresholds(i, len(self.layers))
+            if layer.n_thresholds != want:
                 raise ParamsError(
-                    f"{where}: layer {i} of {self.network} needs {spec.thresholds[i]} threshold(s) "
+                    f"{where}: layer {i} of {self.network} needs {want} threshold(s) "
                     f"per neuron, found {layer.n_thresholds}"
                 )
             if i == 0 and layer.mw < PIXELS:

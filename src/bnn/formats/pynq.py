@@ -157,14 +157,17 @@ def read_params(folder: str | os.PathLike, network: str | None = None) -> ParamS
         if m:
             files.setdefault(int(m[1]), {}).setdefault(int(m[2]), {})[m[3]] = entry
     simd = tuple(meta.get("simd", spec.simd))
+    n_layers = meta.pop("layers", spec.n_layers)  # another depth (an imported set) is recorded
+    if not isinstance(n_layers, int) or not 2 <= n_layers <= len(simd):
+        raise ParamsError(f"{folder / META_FILE}: layers must be 2..{len(simd)} (one SIMD width each), not {n_layers!r}")
     layers = []
-    for i in range(spec.n_layers):
+    for i in range(n_layers):
         if i not in files:
             raise ParamsError(f"{folder / f'{i}-0-weights.bin'}: missing parameter file (layer {i} of {network})")
-        layers.append(_unfold_layer(folder, i, files[i], simd[i], spec.thresholds[i]))
-    extra = sorted(set(files) - set(range(spec.n_layers)))
+        layers.append(_unfold_layer(folder, i, files[i], simd[i], spec.layer_thresholds(i, n_layers)))
+    extra = sorted(set(files) - set(range(n_layers)))
     if extra:
-        raise ParamsError(f"{folder}: files for layer {extra[0]}, but {network} has {spec.n_layers} layers")
+        raise ParamsError(f"{folder}: files for layer {extra[0]}, but {network} has {n_layers} layers")
     classes, newline, final_newline = _read_classes(folder)
     pixel_thresholds = meta.pop("pixel_thresholds", [PIXEL_THRESHOLD])
     if not isinstance(pixel_thresholds, list) or not all(isinstance(t, int) for t in pixel_thresholds):
@@ -235,6 +238,8 @@ def _write_files(params: ParamSet, folder: Path) -> None:
     simd = [layer.simd for layer in params.layers]
     if params.pixel_thresholds != (PIXEL_THRESHOLD,):  # not the original's p >= 128: the hardware cannot say it
         meta["pixel_thresholds"] = list(params.pixel_thresholds)
+    if len(params.layers) != params.spec.n_layers:
+        meta["layers"] = len(params.layers)
     if meta or params.decision != "highest_bit" or tuple(simd) != params.spec.simd:
         meta.update(network=params.network, decision=params.decision, simd=simd)
         (folder / META_FILE).write_bytes((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))

@@ -486,8 +486,6 @@ def _assemble(layers, classes, meta, path, pixels, network_with_bits, Layer, acc
         raise ParamsError(f"{path}: hidden layers mix 1-bit and 3-level activations")
     bits = 1 if steps == {1} else 2
     spec = network_with_bits(bits)
-    if len(layers) != spec.n_layers:
-        raise ParamsError(f"{path}: {len(layers)} layers; {spec.name} has {spec.n_layers}")
     out = []
     for layer in layers[:-1]:
         w = layer["weights"]
