@@ -152,7 +152,7 @@ class ParamSet:
         if self.decision not in DECISION_RULES:
             raise ParamsError(f"{where}: unknown decision rule {self.decision!r}; known: {', '.join(DECISION_RULES)}")
         if len(self.layers) < 2:  # other depths than the original's 4 are fine (Brevitas' FC family)
-            raise ParamsError(f"{where}: a network needs hidden layers and a last layer, found {len(self.layers)} layer")
+            raise ParamsError(f"{where}: a network needs hidden layers and a last layer, found {len(self.layers)}")
         for i, layer in enumerate(self.layers):
             layer.check(f"{where}: layer {i}")
             want = spec.layer_thresholds(i, len(self.layers))

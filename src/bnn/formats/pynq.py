@@ -159,7 +159,9 @@ def read_params(folder: str | os.PathLike, network: str | None = None) -> ParamS
     simd = tuple(meta.get("simd", spec.simd))
     n_layers = meta.pop("layers", spec.n_layers)  # another depth (an imported set) is recorded
     if not isinstance(n_layers, int) or not 2 <= n_layers <= len(simd):
-        raise ParamsError(f"{folder / META_FILE}: layers must be 2..{len(simd)} (one SIMD width each), not {n_layers!r}")
+        raise ParamsError(
+            f"{folder / META_FILE}: layers must be 2..{len(simd)} (one SIMD width each), not {n_layers!r}"
+        )
     layers = []
     for i in range(n_layers):
         if i not in files:
