@@ -227,6 +227,28 @@ def test_bad_qonnx_files_are_named(tmp_path, original_dir):
         bnn.Classifier("lfcW1A1", path)
 
 
+def test_truncated_and_unsupported_models_are_named(tmp_path, original_dir):
+    from onnx import helper, numpy_helper
+
+    whole = write_qonnx(bnn.params.read_params(original_dir / "lfcW1A2"), tmp_path / "whole.onnx").read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ParamsError, match=r"cut.onnx: not a readable ONNX model"):
+        read_qonnx(tmp_path / "cut.onnx")
+    model = onnx.load(tmp_path / "whole.onnx")
+    for init in model.graph.initializer:  # 3-bit hidden activations
+        if init.name == "bits2":
+            init.CopyFrom(numpy_helper.from_array(np.float32(3), "bits2"))
+    onnx.save(model, tmp_path / "a3.onnx")
+    with pytest.raises(ParamsError, match=r"a3.onnx: node out0_node \(Quant\): Quant of 3 bits .* only 1-bit"):
+        read_qonnx(tmp_path / "a3.onnx")
+    model = onnx.load(tmp_path / "whole.onnx")  # a convolution where a fully connected layer goes
+    matmul = next(n for n in model.graph.node if n.op_type == "MatMul")
+    matmul.CopyFrom(helper.make_node("Conv", list(matmul.input), list(matmul.output), name="conv0"))
+    onnx.save(model, tmp_path / "conv.onnx")
+    with pytest.raises(ParamsError, match=r"conv.onnx: node conv0 \(Conv\): not part of a binarized fully connected"):
+        read_qonnx(tmp_path / "conv.onnx")
+
+
 def test_a_falling_input_quantizer_is_refused(tmp_path, original_dir):
     from onnx import numpy_helper
 
