@@ -14,6 +14,9 @@ for module in ("onnx", "qonnx"):
 import onnx  # noqa: E402
 from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
 from qonnx.core.onnx_exec import execute_onnx  # noqa: E402
+from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine  # noqa: E402
+from qonnx.transformation.fold_constants import FoldConstants  # noqa: E402
+from qonnx.transformation.infer_datatypes import InferDataTypes  # noqa: E402
 from qonnx.transformation.infer_shapes import InferShapes  # noqa: E402
 from qonnx.util.cleanup import cleanup_model  # noqa: E402
 from test_cli import run  # noqa: E402
@@ -50,7 +53,13 @@ def test_qonnx_executor_gives_our_numbers_layer_by_layer(original_dir, mnist_tes
     # After qonnx's cleanup (constant folding, readable names), as FINN's front end starts: the same scores.
     # (ConvertBipolarMatMulToXnorPopcount needs FINN's MultiThreshold nodes upstream: it applies only after
     # FINN's own QONNX conversion, not to this graph, nor to Brevitas'.)
+    # Then the qonnx steps FINN's streamlining starts with: BatchNorm to Mul/Add, data types, constant folding.
     clean = cleanup_model(ModelWrapper(str(path)))
+    for step in (BatchNormToAffine(), InferShapes(), InferDataTypes(), FoldConstants()):
+        clean = clean.transform(step)
+    assert "BatchNormalization" not in {n.op_type for n in clean.graph.node}
+    kinds = {clean.get_tensor_datatype(n.output[0]).name for n in clean.graph.node if "Quant" in n.op_type}
+    assert kinds == ({"BIPOLAR"} if network == "lfcW1A1" else {"BIPOLAR", "INT2"})  # as FINN types them
     out = execute_onnx(clean, {clean.graph.input[0].name: images.astype(np.float32)})
     np.testing.assert_array_equal(out[clean.graph.output[0].name], got["scores"])
 
