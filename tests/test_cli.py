@@ -88,6 +88,7 @@ def test_demo_prints_timing_and_accuracy(original_dir):
 def test_params_show_and_convert(original_dir, tmp_path):
     out = run("params", "show", original_dir, "-n", "lfcW1A1").stdout
     assert "layer 0:   832 ->  1024  PE  32  SIMD  64" in out and "decision: highest_bit" in out
+    assert "pixels: bit p >= 128" in out
     run("params", "convert", original_dir / "lfcW1A1", tmp_path / "x" / "lfcW1A1", "--decision", "argmax")
     assert bnn.params.read_params(tmp_path / "x" / "lfcW1A1").decision == "argmax"
 

@@ -200,6 +200,8 @@ def test_brevitas_w1a2_takes_3_level_pixels(brevitas_model):
         assert params.network == "lfcW1A2" and len(params.pixel_thresholds) == 2
         low, high = params.pixel_thresholds
         assert 0 < low < 128 < high < 256
+        shown = run("params", "show", path).stdout
+        assert f"pixels: 3 levels: -1, 0 from p >= {low}, +1 from p >= {high}" in shown
     else:
         assert params.network == "lfcW1A1" and params.pixel_thresholds == (128,)
 

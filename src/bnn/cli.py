@@ -522,6 +522,9 @@ def params_show(name, network):
             f"thresholds/neuron {layer.n_thresholds}"
         )
     click.echo(f"  classes ({len(p.classes)}): {', '.join(p.classes)}")
+    t = p.pixel_thresholds
+    pixels = f"bit p >= {t[0]}" if len(t) == 1 else f"3 levels: -1, 0 from p >= {t[0]}, +1 from p >= {t[1]}"
+    click.echo(f"  pixels: {pixels}")
     click.echo(f"  decision: {p.decision}")
     for key in ("trained_by", "epochs_run", "train_seconds", "test_accuracy_torch"):
         if key in p.metadata:
