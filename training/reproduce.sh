@@ -17,3 +17,8 @@ wait
 #     --out train-runs/w1a1-ls --export train-runs/w1a1-ls/export
 #   bnn train -n lfcW1A1 --epochs 80 --threads 1 --validation 5000 --distill 0.5 --data ../shared/data/mnist \
 #     --out train-runs/w1a1-kd --export train-runs/w1a1-kd/export
+#   bnn train -n lfcW1A1 --epochs 100 --lr 1e-3 --threads 1 --validation 5000 --label-smoothing 0.1 \
+#     --init train-runs/w1a1-ls --data ../shared/data/mnist --out train-runs/w1a1-ls2-lr1e-3 --export train-runs/w1a1-ls2-lr1e-3/export
+#   (and --lr 3e-3 --out train-runs/w1a1-ls2-lr3e-3: a second cycle from the `ls` run's selected epoch)
+#   bnn train -n lfcW1A1 --epochs 400 --threads 1 --validation 5000 [--label-smoothing 0.1] --data ../shared/data/mnist \
+#     --out train-runs/w1a1-400 --export train-runs/w1a1-400/export      (w1a1-ls-400 with label smoothing; resumable)
