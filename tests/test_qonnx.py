@@ -238,6 +238,24 @@ def test_bad_qonnx_files_are_named(tmp_path, original_dir):
         bnn.Classifier("lfcW1A1", path)
 
 
+def test_another_sets_record_is_ignored(original_dir, mnist_test, tmp_path):
+    from bnn.formats.qonnx import to_qonnx
+
+    params = read_params(original_dir / "lfcW1A1")
+    model = onnx.load(write_qonnx(params, tmp_path / "m.onnx"))
+    small = to_qonnx(random_params(np.random.default_rng(1), "lfcW1A1", (64, 32, 64)))
+    foreign = {p.key: p.value for p in small.metadata_props}
+    for prop in model.metadata_props:  # a record whose shapes do not fit this graph
+        if prop.key in ("bnn.record", "bnn.pe", "bnn.simd"):
+            prop.value = foreign[prop.key]
+    onnx.save(model, tmp_path / "mixed.onnx")
+    back = read_qonnx(tmp_path / "mixed.onnx")
+    assert back.decision == "argmax" and back.layers[0].mw == 784  # read from the graph alone
+    images = mnist_test[0][:500]
+    want = bnn.Classifier(None, params, decision="argmax").infer(images).scores
+    np.testing.assert_array_equal(bnn.Classifier(None, back).infer(images).scores, want)
+
+
 def test_truncated_and_unsupported_models_are_named(tmp_path, original_dir):
     from onnx import helper, numpy_helper
 

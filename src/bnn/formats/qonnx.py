@@ -446,19 +446,28 @@ def _recorded_layers(meta: dict, folded: list, parsed: list[dict], bits: int) ->
         simd = [int(v) for v in meta["bnn.simd"].split(",")]
     except Exception:  # noqa: BLE001 - absent or unreadable: the graph alone decides
         return None
-    if len(pe) != len(folded) or any(f"thresholds{i}" not in record for i in range(len(folded))):
+    if len(pe) != len(folded) or len(simd) != len(folded):
         return None
     layers = []
-    for i, (layer, fold) in enumerate(zip(folded, parsed)):
-        w = layer.weights
-        if i == 0:  # layer 0's padding columns
-            n_pad = int(record["padding_columns"])
-            w = np.concatenate([w, np.unpackbits(record["padding"], axis=1, count=n_pad)[: len(w)]], axis=1)
-        if i == len(folded) - 1:
-            n_classes = fold["weights"].shape[0]
-            extra = np.unpackbits(record["extra_rows"], axis=1, count=w.shape[1])
-            w = np.concatenate([w[:n_classes], extra])
-        layers.append(Layer(np.ascontiguousarray(w, dtype=np.uint8), record[f"thresholds{i}"], pe=pe[i], simd=simd[i]))
+    try:  # a record that does not fit this graph's shapes (another set's, or a graph reshaped since)
+        for i, (layer, fold) in enumerate(zip(folded, parsed)):
+            w = layer.weights
+            if i == 0:  # layer 0's padding columns
+                pad = np.unpackbits(record["padding"], axis=1, count=int(record["padding_columns"]))
+                if len(pad) != len(w):
+                    return None
+                w = np.concatenate([w, pad], axis=1)
+            if i == len(folded) - 1:
+                extra = np.unpackbits(record["extra_rows"], axis=1, count=w.shape[1])
+                w = np.concatenate([w[: fold["weights"].shape[0]], extra])
+            t = np.asarray(record[f"thresholds{i}"])
+            if t.dtype != np.int64 or t.ndim != 2 or len(t) != len(w) or t.shape[1] != layer.n_thresholds:
+                return None
+            recorded = Layer(np.ascontiguousarray(w, dtype=np.uint8), t, pe=pe[i], simd=simd[i])
+            recorded.check("record")
+            layers.append(recorded)
+    except (KeyError, ValueError, TypeError, ParamsError):
+        return None
     # The recorded thresholds must give the folded layer's outputs at every reachable dot product.
     for layer, fold in zip(layers[:-1], parsed[:-1]):
         if layer.weights.shape[0] != fold["weights"].shape[0] or fold["falling"].any():
