@@ -38,9 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_write
-from ..bits import PIXEL_THRESHOLD
+from ..bits import PIXEL_THRESHOLD, accumulator_thresholds, accumulators
 from ..errors import MissingExtraError, ParamsError
-from ..paramset import PIXELS, ParamSet
+from ..folding import fold_steps
+from ..paramset import PIXELS, Layer, ParamSet, network_with_bits
 
 __all__ = ["QONNX_DOMAIN", "read_qonnx", "to_qonnx", "write_qonnx"]
 
@@ -191,7 +192,7 @@ def _record(params: ParamSet) -> str:
 def _input_quantizer(thresholds: tuple[int, ...], x: str, const, node) -> str:
     """The nodes quantizing raw pixels (0..255) as `bnn.bits.pixel_values` does; returns the output's name."""
     const("unit", 1.0)
-    if thresholds == (128,):  # Brevitas' own form: (p / 255) * 2 - 1 >= 0 exactly when p >= 128
+    if thresholds == (PIXEL_THRESHOLD,):  # Brevitas' own form: (p / 255) * 2 - 1 >= 0 exactly when p >= 128
         x = node("Mul", [x, const("inv255", 1 / 255)], "scaled")
         x = node("Mul", [x, const("two", 2.0)], "doubled")
         x = node("Sub", [x, const("one", 1.0)], "centred")
@@ -325,10 +326,6 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
     onnx = _onnx()
     from onnx import numpy_helper
 
-    from ..bits import accumulator_thresholds
-    from ..folding import fold_steps
-    from ..paramset import Layer, network_with_bits
-
     path = Path(path)
     try:
         model = onnx.load(str(path))  # external data (model.onnx.data beside it) loads too
@@ -428,17 +425,12 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
         raise ParamsError(f"{last['node']}: the output is not strictly monotone in the dot product")
     if falling:  # argmax of a falling function is the argmin: negate the rows
         last["weights"] = 1 - last["weights"]
-    return _assemble(
-        layers, classes, meta, path, (input_scale, pixel_thresholds), network_with_bits, Layer, accumulator_thresholds
-    )
+    return _assemble(layers, classes, meta, path, input_scale, pixel_thresholds)
 
 
 def _recorded_layers(meta: dict, folded: list, parsed: list[dict], bits: int) -> list | None:
     """The layers as our export recorded them (`_record`: folding, padding, stored thresholds), when the
     graph still computes exactly what they do; None otherwise (no record, or the graph was changed)."""
-    from ..bits import accumulators
-    from ..paramset import Layer
-
     try:
         with np.load(io.BytesIO(base64.b64decode(meta["bnn.record"]))) as npz:
             record = {k: npz[k] for k in npz.files}
@@ -470,7 +462,7 @@ def _recorded_layers(meta: dict, folded: list, parsed: list[dict], bits: int) ->
         return None
     # The recorded thresholds must give the folded layer's outputs at every reachable dot product.
     for layer, fold in zip(layers[:-1], parsed[:-1]):
-        if layer.weights.shape[0] != fold["weights"].shape[0] or fold["falling"].any():
+        if fold["falling"].any():  # flipped neurons: not the rows the record describes
             return None
         k = fold["weights"].shape[1]
         d = np.arange(-k, k + 1, fold["step"], dtype=np.int64)
@@ -488,7 +480,7 @@ def _fold_width(n: int) -> int:
     return max(f for f in range(1, 65) if n % f == 0)
 
 
-def _assemble(layers, classes, meta, path, pixels, network_with_bits, Layer, accumulator_thresholds):
+def _assemble(layers, classes, meta, path, input_scale, pixel_thresholds) -> ParamSet:
     """The `ParamSet` of the parsed layers (hidden thresholds folded, last layer padded to a multiple of 8)."""
     steps = {layer["thresholds_dot"].shape[1] for layer in layers[:-1]}
     if len(steps) != 1:
@@ -509,15 +501,13 @@ def _assemble(layers, classes, meta, path, pixels, network_with_bits, Layer, acc
     # Output bits: dot > 0 (they serve only the highest-bit rule; these sets decide by argmax).
     t = np.full((rows, 1), accumulator_thresholds(0, mw, bits), dtype=np.int64)
     out.append(Layer(last, t, pe=_fold_width(rows), simd=_fold_width(mw)))
+    decision, newline, final_newline = "argmax", "\n", True
     recorded = _recorded_layers(meta, out, layers, bits)
-    layout = {}
     if recorded is not None:  # our export, unchanged: the set as it was, decision rule included
         out = recorded
-        layout = {
-            "decision": meta.get("bnn.decision", "argmax"),
-            "classes_newline": meta.get("bnn.classes_newline", "\n"),
-            "classes_final_newline": meta.get("bnn.classes_final_newline", "1") == "1",
-        }
+        decision = meta.get("bnn.decision", decision)
+        newline = meta.get("bnn.classes_newline", newline)
+        final_newline = meta.get("bnn.classes_final_newline", "1") == "1"
     names = classes or (
         meta["bnn.classes"].split("\n") if "bnn.classes" in meta else [str(i) for i in range(n_classes)]
     )
@@ -527,11 +517,12 @@ def _assemble(layers, classes, meta, path, pixels, network_with_bits, Layer, acc
         spec.name,
         out,
         list(names),
-        decision=layout.pop("decision", "argmax"),
-        metadata={"imported_from": path.name, "format": "qonnx", "input_pixels": pixels[0]},
+        decision=decision,
+        metadata={"imported_from": path.name, "format": "qonnx", "input_pixels": input_scale},
         source=path,
-        pixel_thresholds=pixels[1],
-        **layout,
+        classes_newline=newline,
+        classes_final_newline=final_newline,
+        pixel_thresholds=pixel_thresholds,
     )
     params.validate()
     return params

@@ -140,7 +140,7 @@ def train(
     best = {"validation_accuracy": -1.0, "epoch": 0, "model": None}
     checkpoint = out_dir / "checkpoint.pt"
     if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+        _, state, _ = _load_checkpoint(out_dir)  # a truncated file is named, not a traceback
         if state["config"] != asdict(config):
             raise BnnError(f"{checkpoint}: was made with another configuration; use a new folder")
         model.load_state_dict(state["model"])

@@ -8,16 +8,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..bits import PIXEL_THRESHOLD
+from ..bits import pixel_values
 from ..paramset import PIXELS
 
 __all__ = ["LFC", "levels", "pixels_to_inputs"]
 
 
 def pixels_to_inputs(images: np.ndarray):
-    """(N, 28, 28) or (N, 784) uint8 -> (N, 784) float32 tensor of +-1 (pixel >= 128 is +1)."""
+    """(N, 28, 28) or (N, 784) uint8 -> (N, 784) float32 tensor of +-1 (pixel >= 128 is +1, `bnn.bits`)."""
     flat = np.asarray(images).reshape(len(images), PIXELS)
-    return torch.from_numpy(np.where(flat >= PIXEL_THRESHOLD, 1.0, -1.0).astype(np.float32))
+    return torch.from_numpy(pixel_values(flat).astype(np.float32))
 
 
 def levels(y, activation_bits: int):
