@@ -239,13 +239,15 @@ def test_missing_extension_falls_back_with_a_warning(original, monkeypatch):
         make_runtime(original, "native", kernel="avx2")
 
 
-def test_each_kernel_has_a_measured_bound(original):
+def test_each_kernel_has_a_measured_bound(original, monkeypatch):
     if not native.is_available():
         pytest.skip("native runtime not built")
     assert native.words_per_image(original) == 1024 * 13 + 2 * 1024 * 16 + 64 * 16  # LFC: 47,104
     for kernel in native.available_kernels():
-        one = native.bound(kernel, original, seconds=0.05)
-        assert one > 1000  # images/s: any kernel's inner step runs far faster than this
-        assert native.bound(kernel, original, 2, seconds=0.05) > one  # two cores, twice the steps (about)
+        assert native.bound(kernel, original, seconds=0.05) > 1000  # images/s: any inner step runs far faster
     with pytest.raises(ValueError, match="kernel 'sve' cannot run on this CPU or is unknown"):
         native._native.probe("sve", 0.01)
+    # The arithmetic, apart from the measurement (two probes on a busy machine differ): rate x threads / words.
+    monkeypatch.setattr(native._native, "probe", lambda kernel, seconds: 4.7104e9)
+    assert native.bound("portable", original) == 100_000
+    assert native.bound("portable", original, 2) == 200_000
