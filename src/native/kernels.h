@@ -24,6 +24,12 @@
 // The driver pads groups to a multiple of kGroupBlock (padded neurons have
 // zero weights and limit -1), so kernels need no remainder loop over neurons.
 //
+// Bit-sliced hidden layers (bitslice.h) take a block of 64 * words images at
+// once (words per vector register: 4 for AVX2). Their activations are
+// column-major: a plane of c columns is c vectors of `words` words, bit i of
+// a column's vector = image i of the block. The same bits and planes as above,
+// transposed; limits are the LayerView's.
+//
 // Each ISA lives in its own translation unit compiled with its own flags;
 // these TUs keep everything else in anonymous namespaces so that no inline
 // function compiled for a wider ISA can be picked by the linker for another.
@@ -47,6 +53,26 @@ struct LayerView {
     int out_K;                     // words per output plane
 };
 
+constexpr int kTriplesPerChunk = 32;  // input triples per table: 16 KiB of AVX2 vectors, kept in L1
+
+struct SlicedView {
+    const std::uint16_t* offsets;  // [chunks][mh][kTriplesPerChunk]: byte offset of each neuron's table entry
+    const std::int32_t* limits;    // [out_planes][limit_stride], as LayerView's
+    int limit_stride;
+    int mw, mh;                    // inputs and neurons
+    int in_planes, out_planes;     // 1 or 2 each
+    int in_columns, out_columns;   // columns per plane in the buffers, from 64 * K and 64 * out_K
+    int chunks;                    // ceil(ceil(mw / 3) / kTriplesPerChunk)
+    int count_planes;              // bits of a count up to mw: 5 + bits of mw / 32
+};
+
+// Words of scratch a sliced layer needs with vectors of `words` words: its table, the state of
+// every neuron's count, and popcount(m) per image.
+inline std::size_t sliced_scratch_words(const SlicedView& L, int words) {
+    return static_cast<std::size_t>(words) *
+           (kTriplesPerChunk * 16 + static_cast<std::size_t>(L.mh + 1) * L.count_planes);
+}
+
 // in: n images of in_planes*K words each; active: n popcount(m) (two planes only).
 // out: n rows of out_planes*out_K words, whose bytes past groups are left
 // alone (caller zeroes them); counts: n rows of groups*8 int32 (last layer).
@@ -59,6 +85,10 @@ using PackFn = void (*)(const std::uint8_t* images, std::size_t n, std::size_t p
 // The bound of a kernel's approach on this core: the rate (64-bit words per second) of its inner step,
 // xor (or the W1A2 planes' equivalent) + popcount + accumulate, run from registers for `seconds`.
 using ProbeFn = double (*)(double seconds);
+// One hidden layer over a block of images, sliced (in: in_planes planes, out: out_planes planes, whose
+// columns past mh are left alone); scratch: sliced_scratch_words, aligned to 64 bytes.
+using SlicedFn = void (*)(const SlicedView& layer, const std::uint64_t* in, std::uint64_t* out,
+                          std::uint64_t* scratch);
 
 void layer_portable(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                     std::int32_t*);
@@ -69,6 +99,8 @@ void layer_avx2(const LayerView&, const std::uint64_t*, const std::int32_t*, std
                 std::int32_t*);
 void pack_avx2(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);
 double probe_avx2(double seconds);
+void layer_avx2_bitslice(const SlicedView&, const std::uint64_t*, std::uint64_t*, std::uint64_t*);
+double probe_avx2_bitslice(double seconds);
 void layer_avx512(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                   std::int32_t*);
 void pack_avx512(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);

@@ -22,6 +22,50 @@ constexpr std::int32_t kNever = 1 << 28;  // beyond any popcount of any layer
 
 int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
+int bit_length(int v) {
+    int b = 0;
+    for (; v > 0; v >>= 1) ++b;
+    return b;
+}
+
+// Transposes a 64 x 64 bit matrix in place (bit c of word r <-> bit r of word c) by swapping
+// ever smaller off-diagonal blocks.
+void transpose64(std::uint64_t* a) {
+    std::uint64_t mask = 0x00000000FFFFFFFFULL;
+    for (int j = 32; j != 0; j >>= 1, mask ^= mask << j)
+        for (int k = 0; k < 64; k = (k + j + 1) & ~j) {
+            const std::uint64_t t = ((a[k] >> j) ^ a[k + j]) & mask;
+            a[k] ^= t << j;
+            a[k + j] ^= t;
+        }
+}
+
+// Rows [image][planes][K] of a block of 64 * words images <-> sliced planes [planes][64 K][words].
+void rows_to_sliced(const std::uint64_t* rows, int planes, int K, int words, std::uint64_t* sliced) {
+    std::uint64_t m[64];
+    const std::size_t stride = static_cast<std::size_t>(planes) * K;
+    for (int p = 0; p < planes; ++p)
+        for (int k = 0; k < K; ++k)
+            for (int g = 0; g < words; ++g) {
+                for (int i = 0; i < 64; ++i) m[i] = rows[(static_cast<std::size_t>(g) * 64 + i) * stride + p * K + k];
+                transpose64(m);
+                for (int b = 0; b < 64; ++b)
+                    sliced[((static_cast<std::size_t>(p) * K + k) * 64 + b) * words + g] = m[b];
+            }
+}
+
+void sliced_to_rows(const std::uint64_t* sliced, int planes, int K, int words, std::uint64_t* rows) {
+    std::uint64_t m[64];
+    const std::size_t stride = static_cast<std::size_t>(planes) * K;
+    for (int p = 0; p < planes; ++p)
+        for (int k = 0; k < K; ++k)
+            for (int g = 0; g < words; ++g) {
+                for (int b = 0; b < 64; ++b) m[b] = sliced[((static_cast<std::size_t>(p) * K + k) * 64 + b) * words + g];
+                transpose64(m);
+                for (int i = 0; i < 64; ++i) rows[(static_cast<std::size_t>(g) * 64 + i) * stride + p * K + k] = m[i];
+            }
+}
+
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
     std::int64_t q = a / b;
     if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
@@ -39,7 +83,11 @@ std::vector<Kernel> available_kernels() {
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq"))
         out.push_back({"avx512", kernels::layer_avx512, kernels::pack_avx512, kernels::probe_avx512});
-    if (__builtin_cpu_supports("avx2")) out.push_back({"avx2", kernels::layer_avx2, kernels::pack_avx2, kernels::probe_avx2});
+    if (__builtin_cpu_supports("avx2")) {
+        out.push_back({"avx2-bitslice", kernels::layer_avx2, kernels::pack_avx2, kernels::probe_avx2_bitslice,
+                       kernels::layer_avx2_bitslice, 4});
+        out.push_back({"avx2", kernels::layer_avx2, kernels::pack_avx2, kernels::probe_avx2});
+    }
 #endif
 #if defined(BNN_HAVE_NEON_KERNELS)
     out.push_back({"neon", kernels::layer_neon, kernels::pack_neon, kernels::probe_neon});  // Advanced SIMD: every aarch64 CPU has it
@@ -122,6 +170,26 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
                     static_cast<std::int32_t>(std::clamp<std::int64_t>(lim, -kNever, kNever));
             }
         L.view = {w, L.limits.data(), K, in_planes, groups, out_planes, (in.mh + 63) / 64};
+        if (kernel_.sliced && !last) {
+            // Each neuron's table entry per input triple: the pattern of its three weights (bitslice.h).
+            const int triples = (in.mw + 2) / 3;
+            const int chunks = (triples + kernels::kTriplesPerChunk - 1) / kernels::kTriplesPerChunk;
+            const std::size_t entry_bytes = 2 * 8 * static_cast<std::size_t>(kernel_.slice_words);
+            L.offsets.assign(static_cast<std::size_t>(chunks) * in.mh * kernels::kTriplesPerChunk, 0);
+            for (int c = 0; c < chunks; ++c)
+                for (int n = 0; n < in.mh; ++n)
+                    for (int t = 0; t < kernels::kTriplesPerChunk; ++t) {
+                        int pattern = 0;
+                        for (int k = 0; k < 3; ++k) {
+                            const int j = 3 * (c * kernels::kTriplesPerChunk + t) + k;
+                            if (j < in.mw && in.weights[static_cast<std::size_t>(n) * in.mw + j]) pattern |= 1 << k;
+                        }
+                        L.offsets[(static_cast<std::size_t>(c) * in.mh + n) * kernels::kTriplesPerChunk + t] =
+                            static_cast<std::uint16_t>((t * 8 + pattern) * entry_bytes);
+                    }
+            L.sliced = {L.offsets.data(), L.limits.data(), neurons, in.mw, in.mh, in_planes, out_planes,
+                        64 * K, 64 * L.view.out_K, chunks, 5 + bit_length(in.mw >> 5)};
+        }
         layers_.push_back(std::move(L));
         if (last) last_thresholds_.assign(in.thresholds, in.thresholds + in.mh);
         in_planes = in.nt;
@@ -130,6 +198,8 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
     for (auto& L : layers_) {
         L.view.weights = L.weights.data() + L.weights_offset;
         L.view.limits = L.limits.data();
+        L.sliced.offsets = L.offsets.data();
+        L.sliced.limits = L.limits.data();
     }
     if (n_classes < 1 || n_classes > layers.back().mh)
         throw std::invalid_argument("number of classes must be between 1 and the last layer's outputs");
@@ -154,28 +224,43 @@ void Network::pack_plane(const std::uint8_t* images, std::size_t n, int threshol
         for (std::size_t k = 0; k < K; ++k) out[i * K + k] = threshold == 0 ? pixel_columns_[k] : 0;
 }
 
-void Network::run_tile(const std::uint8_t* images, std::size_t n, bool argmax, const Outputs& out,
-                       std::size_t first, Scratch& scratch) const {
+void Network::AlignedWords::assign(std::size_t words) {
+    raw.assign(words + kAlignWords, 0);
+    const auto addr = reinterpret_cast<std::uintptr_t>(raw.data());
+    data = raw.data() + ((64 - addr % 64) % 64) / 8;
+}
+
+std::size_t Network::sliced_words() const {
+    std::size_t s = 0;
+    for (const auto& L : layers_) s = std::max(s, static_cast<std::size_t>(L.view.in_planes) * L.view.K * 64);
+    return s * static_cast<std::size_t>(kernel_.slice_words);
+}
+
+void Network::pack_input(const std::uint8_t* images, std::size_t n, Scratch& scratch) const {
     const std::size_t K0 = pixel_columns_.size();
     if (pixel_thresholds_.size() == 1) {
         pack_plane(images, n, pixel_thresholds_[0], scratch.a.data());
-    } else {
-        // 3-level pixels as two planes (kernels.h) from b0 = p >= t0 and b1 = p >= t1: m = !(b0 ^ b1),
-        // s = b0 & b1, m = 0 past the layer's columns. Padding columns have b0 = b1 = 0: m = 1, s = 0, value -1.
-        std::uint64_t *b0 = scratch.b.data(), *b1 = b0 + n * K0, *a = scratch.a.data();
-        pack_plane(images, n, pixel_thresholds_[0], b0);
-        pack_plane(images, n, pixel_thresholds_[1], b1);
-        for (std::size_t i = 0; i < n; ++i)
-            for (std::size_t k = 0; k < K0; ++k) {
-                const std::uint64_t lo = b0[i * K0 + k], hi = b1[i * K0 + k];
-                a[i * 2 * K0 + k] = ~(lo ^ hi) & layer0_columns_[k];
-                a[i * 2 * K0 + K0 + k] = lo & hi;
-            }
+        return;
     }
+    // 3-level pixels as two planes (kernels.h) from b0 = p >= t0 and b1 = p >= t1: m = !(b0 ^ b1),
+    // s = b0 & b1, m = 0 past the layer's columns. Padding columns have b0 = b1 = 0: m = 1, s = 0, value -1.
+    std::uint64_t *b0 = scratch.b.data(), *b1 = b0 + n * K0, *a = scratch.a.data();
+    pack_plane(images, n, pixel_thresholds_[0], b0);
+    pack_plane(images, n, pixel_thresholds_[1], b1);
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t k = 0; k < K0; ++k) {
+            const std::uint64_t lo = b0[i * K0 + k], hi = b1[i * K0 + k];
+            a[i * 2 * K0 + k] = ~(lo ^ hi) & layer0_columns_[k];
+            a[i * 2 * K0 + K0 + k] = lo & hi;
+        }
+}
+
+void Network::run_layers(std::size_t from, std::size_t n, bool argmax, const Outputs& out, std::size_t first,
+                         Scratch& scratch) const {
     std::uint64_t* in = scratch.a.data();
     std::uint64_t* next = scratch.b.data();
     std::int32_t* active = scratch.active.data();
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
+    for (std::size_t l = from; l < layers_.size(); ++l) {
         const auto& v = layers_[l].view;
         if (v.in_planes == 2) {  // popcount(m) of each image: the number of nonzero activations
             const std::size_t stride = 2 * static_cast<std::size_t>(v.K);
@@ -213,30 +298,78 @@ void Network::run_tile(const std::uint8_t* images, std::size_t n, bool argmax, c
     }
 }
 
+void Network::run_tile(const std::uint8_t* images, std::size_t n, bool argmax, const Outputs& out,
+                       std::size_t first, Scratch& scratch) const {
+    pack_input(images, n, scratch);
+    run_layers(0, n, argmax, out, first, scratch);
+}
+
+void Network::run_block(const std::uint8_t* images, bool argmax, const Outputs& out, std::size_t first,
+                        Scratch& scratch) const {
+    // The hidden layers sliced, the last one (a few neurons, counts wanted per image) on rows.
+    const std::size_t n = block_images();
+    const int words = kernel_.slice_words;
+    pack_input(images, n, scratch);
+    std::uint64_t* in = scratch.sliced_a.data;
+    std::uint64_t* next = scratch.sliced_b.data;
+    const auto& first_view = layers_.front().view;
+    rows_to_sliced(scratch.a.data(), first_view.in_planes, first_view.K, words, in);
+    const std::size_t hidden = layers_.size() - 1;
+    for (std::size_t l = 0; l < hidden; ++l) {
+        const auto& v = layers_[l].sliced;
+        // The next layer reads whole words of columns: those past mh are zero, as on rows.
+        const std::size_t plane = static_cast<std::size_t>(v.out_columns) * words;
+        for (int q = 0; q < v.out_planes; ++q)
+            std::fill(next + q * plane + static_cast<std::size_t>(v.mh) * words, next + (q + 1) * plane, 0);
+        kernel_.sliced(v, in, next, scratch.sliced_work.data);
+        std::swap(in, next);
+    }
+    const auto& last_view = layers_.back().view;
+    sliced_to_rows(in, last_view.in_planes, last_view.K, words, scratch.a.data());
+    run_layers(hidden, n, argmax, out, first, scratch);
+}
+
 void Network::run(const std::uint8_t* images, std::size_t n, int threads, bool argmax, const Outputs& out) const {
     if (n == 0) return;
-    const std::size_t tiles = (n + kTile - 1) / kTile;
-    // One worker per tile at most, and never more than kMaxThreads (each costs a thread and its scratch);
-    // the Python layer caps `threads` to the cores the process may use before it gets here.
+    // Whole blocks go to the sliced layers (when the kernel has them and there is a hidden layer),
+    // the rest in tiles: a small batch never waits for a block.
+    const std::size_t block = kernel_.sliced && layers_.size() > 1 ? block_images() : 0;
+    const std::size_t blocks = block ? n / block : 0;
+    const std::size_t sliced_images = blocks * block, rest = n - sliced_images;
+    const std::size_t tiles = (rest + kTile - 1) / kTile, items = blocks + tiles;
+    // One worker per block or tile at most, and never more than kMaxThreads (each costs a thread and its
+    // scratch); the Python layer caps `threads` to the cores the process may use before it gets here.
     const std::size_t asked = static_cast<std::size_t>(std::clamp(threads, 1, kMaxThreads));
-    const std::size_t workers = std::min(asked, tiles);
+    const std::size_t workers = std::min(asked, items);
     const std::size_t stride = stride_words();
     const std::size_t neurons = static_cast<std::size_t>(layers_.back().view.groups) * kernels::kLanes;
     // Scratch is allocated here, before any thread starts, so that an
     // allocation failure is an exception in the caller, never in a worker.
     // Small batches get small buffers: batch-1 latency should not pay for a whole tile.
-    const std::size_t rows = std::min(kTile, n);
+    const std::size_t rows = std::max(std::min(kTile, rest), blocks ? block : 0);
+    std::size_t work_words = 0;
+    for (const auto& L : layers_)
+        if (!L.offsets.empty()) work_words = std::max(work_words, kernels::sliced_scratch_words(L.sliced, kernel_.slice_words));
     std::vector<Scratch> scratch(workers);
     for (auto& s : scratch) {
         s.a.assign(rows * stride, 0);
         s.b.assign(rows * stride, 0);
         s.counts.assign(rows * neurons, 0);
         s.active.assign(rows, 0);
+        if (blocks) {
+            s.sliced_a.assign(sliced_words());
+            s.sliced_b.assign(sliced_words());
+            s.sliced_work.assign(work_words);
+        }
     }
-    std::atomic<std::size_t> next_tile{0};
+    std::atomic<std::size_t> next_item{0};
     auto work = [&](Scratch& s) {
-        for (std::size_t t; (t = next_tile.fetch_add(1)) < tiles;) {
-            const std::size_t first = t * kTile, count = std::min(kTile, n - first);
+        for (std::size_t t; (t = next_item.fetch_add(1)) < items;) {
+            if (t < blocks) {
+                run_block(images + t * block * pixels_, argmax, out, t * block, s);
+                continue;
+            }
+            const std::size_t first = sliced_images + (t - blocks) * kTile, count = std::min(kTile, n - first);
             run_tile(images + first * pixels_, count, argmax, out, first, s);
         }
     };

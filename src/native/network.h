@@ -11,12 +11,15 @@
 
 namespace bnn {
 
-// One kernel family, chosen at run time from the CPU's features.
+// One kernel family, chosen at run time from the CPU's features. A family with a sliced layer
+// runs whole blocks of 64 * slice_words images through it and the rest through `layer`.
 struct Kernel {
     const char* name;
     kernels::LayerFn layer;
     kernels::PackFn pack;
     kernels::ProbeFn probe;
+    kernels::SlicedFn sliced = nullptr;
+    int slice_words = 0;
 };
 
 // Kernels this CPU and OS can run, fastest first ("portable" always last).
@@ -44,7 +47,7 @@ public:
             const std::vector<int>& pixel_thresholds, const std::string& kernel);
 
     // Classify n images of `pixels` bytes each on up to `threads` threads (clamped to 1..256, and to
-    // one per tile of 72 images).
+    // one per block of images: a sliced block, or a tile of 72).
     void run(const std::uint8_t* images, std::size_t n, int threads, bool argmax, const Outputs& out) const;
 
     const char* kernel_name() const { return kernel_.name; }
@@ -58,15 +61,31 @@ private:
         std::vector<std::int32_t> limits;
         kernels::LayerView view{};
         int mw = 0, scale = 1;           // one-plane input: acc = mw - scale * popcount
+        std::vector<std::uint16_t> offsets;  // the sliced layer's (hidden layers, sliced kernels only)
+        kernels::SlicedView sliced{};
+    };
+    // Words from a 64-byte boundary on.
+    struct AlignedWords {
+        std::vector<std::uint64_t> raw;
+        std::uint64_t* data = nullptr;
+        void assign(std::size_t words);
     };
     struct Scratch {  // per worker thread
-        std::vector<std::uint64_t> a, b;   // activations in and out, kTile rows
+        std::vector<std::uint64_t> a, b;   // activations in and out, a row per image of a tile or block
         std::vector<std::int32_t> counts;  // last layer's popcounts
         std::vector<std::int32_t> active;  // popcount(m) per image, for two-plane inputs
+        AlignedWords sliced_a, sliced_b, sliced_work;  // sliced blocks only
     };
     void run_tile(const std::uint8_t* images, std::size_t n, bool argmax, const Outputs& out, std::size_t first,
                   Scratch& scratch) const;
+    void run_block(const std::uint8_t* images, bool argmax, const Outputs& out, std::size_t first,
+                   Scratch& scratch) const;
+    void pack_input(const std::uint8_t* images, std::size_t n, Scratch& scratch) const;
+    void run_layers(std::size_t from, std::size_t n, bool argmax, const Outputs& out, std::size_t first,
+                    Scratch& scratch) const;
     std::size_t stride_words() const;
+    std::size_t sliced_words() const;
+    std::size_t block_images() const { return 64 * static_cast<std::size_t>(kernel_.slice_words); }
     void pack_plane(const std::uint8_t* images, std::size_t n, int threshold, std::uint64_t* out) const;
 
     Kernel kernel_;

@@ -1,0 +1,216 @@
+// Bit-sliced hidden layers: one vector register holds one activation bit of
+// a block of images (bit i of the vector = image i), so a vector of logic
+// operations updates a neuron's count for all of them at once.
+//
+// A neuron counts, per image, its inputs whose bit disagrees with the weight
+// (kernels.h: popcount(w ^ x), or popcount(m & (w ^ s)) for two planes). Each
+// input column j has two "variants", the vector counted when w_j = 0 and the
+// one counted when w_j = 1: x and ~x for one plane, m & s and m & ~s for two.
+// Columns are taken in triples: for each of the 8 weight patterns of a triple
+// the chunk's table holds the two-bit count of its three counted vectors (sum
+// and carry of a full adder), so a neuron reads one table entry per three
+// inputs: its pattern's. Those entries (weight 1 and 2) go into a carry-save
+// (Harley-Seal) tree whose state planes ones..sixteens are the low bits of
+// the count; the tree's 32s are added into a count of 32s kept in memory.
+// A chunk's table (kTriplesPerChunk triples, 8 patterns, 2 vectors) stays in
+// L1 while every neuron of the layer walks it; offsets are precomputed byte
+// offsets of each neuron's entries. The decision is a bit-sliced comparison
+// with the neuron's limit, and the output bits are already the next layer's
+// input.
+//
+// Generic over `Ops`: V (one column of a block: 64-bit words), zero(), ones(),
+// load(p), store(p, v), and_, or_, xor_, andnot(a, b) = ~a & b. Internal
+// linkage in each ISA's file (kernels.h).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace bnn::kernels {
+namespace {
+
+template <class Ops>
+struct Sliced {
+    using V = typename Ops::V;
+    static constexpr std::size_t kVectorBytes = sizeof(V);
+    static constexpr std::size_t kWords = sizeof(V) / sizeof(std::uint64_t);
+    static constexpr int kStatePlanes = 5;  // ones, twos, fours, eights, sixteens
+    static constexpr int kMaxCountPlanes = 5 + 26;  // 5 + bits of mw / 32 for any int mw
+
+    // Carry-save adder: (state, a, b) -> state = low bit, carry = high bit of state + a + b.
+    static inline void csa(V& carry, V& state, V a, V b) {
+        const V u = Ops::xor_(state, a);
+        carry = Ops::or_(Ops::and_(state, a), Ops::and_(u, b));
+        state = Ops::xor_(u, b);
+    }
+
+    static inline V at(const char* table, std::uint16_t offset) { return Ops::load(table + offset); }
+
+    // 8 triples (24 inputs): entry (sum, carry) at offsets p[0..7]; returns the 32s carry.
+    static inline V step(const char* t, const std::uint16_t* p, V& ones, V& twos, V& fours, V& eights,
+                         V& sixteens) {
+        constexpr std::uint16_t c = kVectorBytes;  // the carry follows the sum
+        V t1, t2, f1, f2, f3, e1, e2, e3, x1, x2, y;
+        csa(t1, ones, at(t, p[0]), at(t, p[1]));
+        csa(f1, twos, at(t, p[0] + c), at(t, p[1] + c));
+        csa(t2, ones, at(t, p[2]), at(t, p[3]));
+        csa(f2, twos, at(t, p[2] + c), at(t, p[3] + c));
+        csa(f3, twos, t1, t2);
+        csa(e1, fours, f1, f2);
+        csa(t1, ones, at(t, p[4]), at(t, p[5]));
+        csa(f1, twos, at(t, p[4] + c), at(t, p[5] + c));
+        csa(t2, ones, at(t, p[6]), at(t, p[7]));
+        csa(f2, twos, at(t, p[6] + c), at(t, p[7] + c));
+        csa(e2, fours, f3, f1);
+        csa(f3, twos, t1, t2);
+        csa(e3, fours, f2, f3);
+        csa(x1, eights, e1, e2);
+        x2 = Ops::and_(eights, e3);  // half adder: three eights this step
+        eights = Ops::xor_(eights, e3);
+        csa(y, sixteens, x1, x2);
+        return y;
+    }
+
+    // The chunk's table: for triple t and weight pattern p (bit k = weight of column 3t + k),
+    // entry t*8 + p = (sum, carry) of the three counted vectors. Columns at or past mw count 0.
+    static void build_table(const SlicedView& L, const std::uint64_t* in, int chunk, V* table) {
+        const std::size_t plane = static_cast<std::size_t>(L.in_columns) * kWords;
+        for (int t = 0; t < kTriplesPerChunk; ++t) {
+            V variant[3][2];
+            for (int k = 0; k < 3; ++k) {
+                const int j = 3 * (chunk * kTriplesPerChunk + t) + k;
+                if (j >= L.mw) {
+                    variant[k][0] = variant[k][1] = Ops::zero();
+                    continue;
+                }
+                const V a = Ops::load(in + static_cast<std::size_t>(j) * kWords);
+                if (L.in_planes == 1) {
+                    variant[k][0] = a;
+                    variant[k][1] = Ops::xor_(a, Ops::ones());
+                } else {  // a is m; s follows one plane later
+                    const V s = Ops::load(in + plane + static_cast<std::size_t>(j) * kWords);
+                    variant[k][0] = Ops::and_(a, s);
+                    variant[k][1] = Ops::andnot(s, a);
+                }
+            }
+            for (int p = 0; p < 8; ++p) {
+                const V a = variant[0][p & 1], b = variant[1][(p >> 1) & 1], c = variant[2][p >> 2];
+                const V u = Ops::xor_(a, b);
+                table[(t * 8 + p) * 2] = Ops::xor_(u, c);
+                table[(t * 8 + p) * 2 + 1] = Ops::or_(Ops::and_(a, b), Ops::and_(u, c));
+            }
+        }
+    }
+
+    // Bit-sliced value <= limit, for an unsigned value of `planes` planes and a constant limit: the
+    // comparison folded from the lowest plane up.
+    static V at_most(const V* value, int planes, std::int64_t limit) {
+        if (limit < 0) return Ops::zero();
+        if (limit >= (std::int64_t{1} << planes) - 1) return Ops::ones();
+        V above = Ops::zero();  // value > limit, over the planes seen so far
+        for (int b = 0; b < planes; ++b)
+            above = (limit >> b) & 1 ? Ops::and_(value[b], above) : Ops::or_(value[b], above);
+        return Ops::xor_(above, Ops::ones());
+    }
+
+    // active - 2 count in two's complement over kDifferencePlanes(planes) bits, its sign bit flipped
+    // (so that it compares as unsigned): (active + ~(2 count) + 1) ^ (1 << top).
+    static int difference_planes(int planes) { return planes + 2; }  // |active - 2 count| <= 2 mw < 2^(planes+1)
+    static void biased_difference(const V* count, const V* active, int planes, V* out) {
+        V carry = Ops::ones();  // the + 1
+        const int bits = difference_planes(planes);
+        for (int b = 0; b < bits; ++b) {
+            const V a = b < planes ? active[b] : Ops::zero();
+            const V n = b >= 1 && b <= planes ? Ops::xor_(count[b - 1], Ops::ones()) : Ops::ones();
+            const V u = Ops::xor_(a, n);
+            out[b] = Ops::xor_(u, carry);
+            carry = Ops::or_(Ops::and_(a, n), Ops::and_(u, carry));
+        }
+        out[bits - 1] = Ops::xor_(out[bits - 1], Ops::ones());
+    }
+
+    // 2 count + limit <= active, i.e. active - 2 count >= limit, from biased_difference's planes.
+    static V at_least(const V* biased, int planes, std::int64_t limit) {
+        const int bits = difference_planes(planes);
+        const std::int64_t bias = std::int64_t{1} << (bits - 1);
+        // Limits beyond the difference's range decide alone; clamping keeps them beyond it.
+        const std::int64_t clamped = std::clamp<std::int64_t>(limit, -bias, bias);
+        return Ops::xor_(at_most(biased, bits, clamped + bias - 1), Ops::ones());
+    }
+
+    // The bit-sliced count (planes `planes`) of the m plane: popcount(m) of every image.
+    static void count_active(const SlicedView& L, const std::uint64_t* in, V* active) {
+        for (int b = 0; b < L.count_planes; ++b) active[b] = Ops::zero();
+        for (int j = 0; j < L.mw; ++j) {
+            V carry = Ops::load(in + static_cast<std::size_t>(j) * kWords);
+            for (int b = 0; b < L.count_planes; ++b) {
+                const V next = Ops::and_(active[b], carry);
+                active[b] = Ops::xor_(active[b], carry);
+                carry = next;
+            }
+        }
+    }
+
+    // One hidden layer over a block of images; see kernels.h for the layouts.
+    static void layer(const SlicedView& L, const std::uint64_t* in, std::uint64_t* out, std::uint64_t* scratch) {
+        const int planes = L.count_planes, high = planes - kStatePlanes;  // planes of the count of 32s
+        const int stride = kStatePlanes + high;
+        V* table = reinterpret_cast<V*>(scratch);
+        V* state = table + kTriplesPerChunk * 16;
+        V* active = state + static_cast<std::size_t>(L.mh) * stride;
+        if (L.in_planes == 2) count_active(L, in, active);
+        for (int c = 0; c < L.chunks; ++c) {
+            build_table(L, in, c, table);
+            const char* t = reinterpret_cast<const char*>(table);
+            const std::uint16_t* offsets = L.offsets + static_cast<std::size_t>(c) * L.mh * kTriplesPerChunk;
+            for (int n = 0; n < L.mh; ++n) {
+                V* st = state + static_cast<std::size_t>(n) * stride;
+                if (c == 0)
+                    for (int b = 0; b < stride; ++b) st[b] = Ops::zero();
+                V ones = st[0], twos = st[1], fours = st[2], eights = st[3], sixteens = st[4];
+                V r0 = Ops::zero(), r1 = Ops::zero(), r2 = Ops::zero();  // this chunk's 32s (at most 4)
+                const std::uint16_t* p = offsets + static_cast<std::size_t>(n) * kTriplesPerChunk;
+                for (int s = 0; s < kTriplesPerChunk; s += 8) {
+                    const V y = step(t, p + s, ones, twos, fours, eights, sixteens);
+                    const V k0 = Ops::and_(r0, y);
+                    r0 = Ops::xor_(r0, y);
+                    const V k1 = Ops::and_(r1, k0);
+                    r1 = Ops::xor_(r1, k0);
+                    r2 = Ops::xor_(r2, k1);
+                }
+                st[0] = ones, st[1] = twos, st[2] = fours, st[3] = eights, st[4] = sixteens;
+                V carry = Ops::zero();
+                const V r[3] = {r0, r1, r2};
+                for (int b = 0; b < high; ++b) {  // the count of 32s += r
+                    const V a = st[kStatePlanes + b], x = b < 3 ? r[b] : Ops::zero();
+                    const V u = Ops::xor_(a, x);
+                    st[kStatePlanes + b] = Ops::xor_(u, carry);
+                    carry = Ops::or_(Ops::and_(a, x), Ops::and_(u, carry));
+                }
+                if (c + 1 < L.chunks) continue;
+                // st is now the count's planes, lowest first.
+                V difference[kMaxCountPlanes + 2];
+                if (L.in_planes == 2) biased_difference(st, active, planes, difference);
+                V bits[2];
+                for (int q = 0; q < L.out_planes; ++q) {
+                    const std::int64_t limit = L.limits[static_cast<std::size_t>(q) * L.limit_stride + n];
+                    bits[q] = L.in_planes == 1 ? at_most(st, planes, limit) : at_least(difference, planes, limit);
+                }
+                const std::size_t column = static_cast<std::size_t>(n) * kWords;
+                const std::size_t out_plane = static_cast<std::size_t>(L.out_columns) * kWords;
+                if (L.out_planes == 2) {
+                    Ops::store(out + column, Ops::xor_(Ops::xor_(bits[0], bits[1]), Ops::ones()));  // m
+                    Ops::store(out + out_plane + column, Ops::and_(bits[0], bits[1]));               // s
+                } else {
+                    Ops::store(out + column, bits[0]);
+                }
+            }
+        }
+    }
+};
+
+}  // namespace
+}  // namespace bnn::kernels
