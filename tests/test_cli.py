@@ -136,6 +136,8 @@ def test_bench_quick_reports_every_runtime(original_dir, tmp_path):
         assert all(row.split("|")[9].strip() == "yes" for row in rows)  # every row exact
         natives = [row for row in rows if "| native |" in row]
         assert natives and all(row.split("|")[11].strip().endswith("%") for row in natives)  # beside its bound
+        for row in natives:  # a bit-sliced kernel also beside its ISA's popcount (lookup) bound
+            assert row.split("|")[12].strip().endswith("%") == ("-" in row.split("|")[3])
 
 
 def test_download_then_demo_from_the_cache(tmp_path):

@@ -42,7 +42,8 @@ def test_argmax_rule_on_mnist(original, runtime, mnist_test):
     np.testing.assert_array_equal(out.classes, np.argmax(out.scores, axis=1))
 
 
-@pytest.mark.parametrize("n", [0, 1, 2, 63, 64, 65, 130])
+# 256 and past it: whole blocks of the bit-sliced kernels, then tiles.
+@pytest.mark.parametrize("n", [0, 1, 2, 63, 64, 65, 130, 256, 300])
 def test_batch_sizes(original, runtime, mnist_test, n):
     images = mnist_test[0][:n]
     scores, bits = literal_forward(original, images)  # an oracle apart from every runtime, the reference included
@@ -61,7 +62,7 @@ def test_batch_sizes(original, runtime, mnist_test, n):
     hidden=st.lists(st.sampled_from([16, 32, 48, 64, 96, 128, 200]), min_size=1, max_size=5).map(tuple),
     n_classes=st.integers(1, 40),
     mw0=st.sampled_from([784, 790, 800, 832, 896]),
-    n=st.sampled_from([0, 1, 2, 3, 5, 63, 64, 65, 131]),
+    n=st.sampled_from([0, 1, 2, 3, 5, 63, 64, 65, 131, 256, 257, 555]),
     rule=st.sampled_from(["highest_bit", "argmax"]),
     pixels=st.sampled_from([(128,), (1,), (200,), (0,), (256,), (64, 191), (0, 128), (100, 256)]),
 )
