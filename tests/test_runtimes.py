@@ -42,8 +42,8 @@ def test_argmax_rule_on_mnist(original, runtime, mnist_test):
     np.testing.assert_array_equal(out.classes, np.argmax(out.scores, axis=1))
 
 
-# 256 and past it: whole blocks of the bit-sliced kernels, then tiles.
-@pytest.mark.parametrize("n", [0, 1, 2, 63, 64, 65, 130, 256, 300])
+# 256 and 512 and past them: whole blocks of the bit-sliced kernels, then tiles.
+@pytest.mark.parametrize("n", [0, 1, 2, 63, 64, 65, 130, 256, 300, 513])
 def test_batch_sizes(original, runtime, mnist_test, n):
     images = mnist_test[0][:n]
     scores, bits = literal_forward(original, images)  # an oracle apart from every runtime, the reference included

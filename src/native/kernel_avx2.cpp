@@ -109,10 +109,11 @@ void layer_block_any(const LayerView& L, const std::uint64_t* in, const std::int
 
 struct Avx2Ops {
     using V = __m256i;
+    static constexpr bool kTernary = false;
     static V zero() { return _mm256_setzero_si256(); }
     static V ones() { return _mm256_set1_epi64x(-1); }
-    static V load(const void* p) { return _mm256_load_si256(static_cast<const __m256i*>(p)); }
-    static void store(void* p, V v) { _mm256_store_si256(static_cast<__m256i*>(p), v); }
+    static V load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+    static void store(void* p, V v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
     static V and_(V a, V b) { return _mm256_and_si256(a, b); }
     static V or_(V a, V b) { return _mm256_or_si256(a, b); }
     static V xor_(V a, V b) { return _mm256_xor_si256(a, b); }
@@ -125,26 +126,7 @@ void layer_avx2_bitslice(const SlicedView& L, const std::uint64_t* in, std::uint
     Sliced<Avx2Ops>::layer(L, in, out, scratch);
 }
 
-double probe_avx2_bitslice(double seconds) {
-    // The sliced layer's inner step over a table in L1 (8 triples, one entry each: 24 inputs of 256
-    // images), its offsets read from memory as the layer reads them; the tables' making and the
-    // decisions are left out. Counted in 64-bit words of bit-MACs, as the other probes.
-    alignas(64) __m256i table[16 * 8];
-    for (int e = 0; e < 16 * 8; ++e) table[e] = _mm256_set1_epi64x(static_cast<long long>(0x9E3779B97F4A7C15ULL * (e + 1)));
-    std::uint16_t offsets[8];
-    for (int t = 0; t < 8; ++t) offsets[t] = static_cast<std::uint16_t>((t * 8 + (t * 5 + 3) % 8) * 2 * sizeof(__m256i));
-    __m256i ones = _mm256_setzero_si256(), twos = ones, fours = ones, eights = ones, sixteens = ones, sink = ones;
-    const char* t = reinterpret_cast<const char*>(table);
-    const double rate = time_steps(seconds, 24 * 256 / 64, [&] {
-        asm volatile("" ::: "memory");  // the table and offsets are read every step, as in the layer
-        sink = _mm256_xor_si256(sink, Sliced<Avx2Ops>::step(t, offsets, ones, twos, fours, eights, sixteens));
-    });
-    alignas(32) std::uint64_t out[4];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_xor_si256(sink, _mm256_xor_si256(ones, eights)));
-    volatile std::uint64_t keep = out[0];
-    (void)keep;
-    return rate;
-}
+double probe_avx2_bitslice(double seconds) { return Sliced<Avx2Ops>::probe(seconds); }
 
 void layer_avx2(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
                std::uint64_t* out, std::int32_t* counts) {

@@ -8,8 +8,11 @@
 // XOR+POPCNT+ADD loop does (benchmarks/peak_popcount.cpp): it is at its bound.
 // The threshold is fused: a compare of 8 popcount sums with 8 limits yields
 // 8 output bits as a mask, stored as one byte of the packed output.
+// The bit-sliced layers (bitslice.h) run on blocks of 512 images, their
+// carry-save adders two VPTERNLOGQ each.
 #include <immintrin.h>
 
+#include "bitslice.h"
 #include "kernels.h"
 #include "probe.h"
 
@@ -117,6 +120,23 @@ void layer_planes(const LayerView& L, const std::uint64_t* in, const std::int32_
                             out ? out + full * out_stride : nullptr, counts ? counts + full * neurons : nullptr);
 }
 
+struct Avx512Ops {
+    using V = __m512i;
+    static constexpr bool kTernary = true;
+    // VPTERNLOGQ truth tables of symmetric functions, so operand order is free.
+    static constexpr int kXor3 = 0x96, kMajority = 0xE8;
+    static V zero() { return _mm512_setzero_si512(); }
+    static V ones() { return _mm512_set1_epi64(-1); }
+    static V load(const void* p) { return _mm512_loadu_si512(p); }
+    static void store(void* p, V v) { _mm512_storeu_si512(p, v); }
+    static V and_(V a, V b) { return _mm512_and_si512(a, b); }
+    static V or_(V a, V b) { return _mm512_or_si512(a, b); }
+    static V xor_(V a, V b) { return _mm512_xor_si512(a, b); }
+    static V andnot(V a, V b) { return _mm512_andnot_si512(a, b); }
+    static V xor3(V a, V b, V c) { return _mm512_ternarylogic_epi64(a, b, c, kXor3); }
+    static V majority(V a, V b, V c) { return _mm512_ternarylogic_epi64(a, b, c, kMajority); }
+};
+
 }  // namespace
 
 void layer_avx512(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
@@ -126,6 +146,13 @@ void layer_avx512(const LayerView& L, const std::uint64_t* in, const std::int32_
     else
         layer_planes<1>(L, in, active, n, out, counts);
 }
+
+void layer_avx512_bitslice(const SlicedView& L, const std::uint64_t* in, std::uint64_t* out,
+                           std::uint64_t* scratch) {
+    Sliced<Avx512Ops>::layer(L, in, out, scratch);
+}
+
+double probe_avx512_bitslice(double seconds) { return Sliced<Avx512Ops>::probe(seconds); }
 
 double probe_avx512(double seconds) {
     // The kernel's inner step on 8 independent accumulators: xor, VPOPCNTQ, add.

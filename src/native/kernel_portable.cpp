@@ -1,9 +1,54 @@
-// Portable C++ kernel: plain loops, any architecture, the fallback.
+// Portable C++ kernels: plain loops, any architecture, the fallback; and the
+// bit-sliced layers (bitslice.h) on blocks of 512 images, a "vector" being 8
+// words that the compiler may vectorise with whatever the baseline ISA has.
+#include <cstring>
+
+#include "bitslice.h"
 #include "kernels.h"
 #include "popcount.h"
 #include "probe.h"
 
 namespace bnn::kernels {
+namespace {
+
+struct Words {
+    std::uint64_t w[8];
+};
+
+struct PortableOps {
+    using V = Words;
+    static constexpr bool kTernary = false;
+    template <typename F>
+    static V map(V a, V b, F f) {
+        for (int k = 0; k < 8; ++k) a.w[k] = f(a.w[k], b.w[k]);
+        return a;
+    }
+    static V zero() { return V{}; }
+    static V ones() {
+        V v;
+        for (auto& x : v.w) x = ~std::uint64_t{0};
+        return v;
+    }
+    static V load(const void* p) {
+        V v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    }
+    static void store(void* p, V v) { std::memcpy(p, &v, sizeof v); }
+    static V and_(V a, V b) { return map(a, b, [](std::uint64_t x, std::uint64_t y) { return x & y; }); }
+    static V or_(V a, V b) { return map(a, b, [](std::uint64_t x, std::uint64_t y) { return x | y; }); }
+    static V xor_(V a, V b) { return map(a, b, [](std::uint64_t x, std::uint64_t y) { return x ^ y; }); }
+    static V andnot(V a, V b) { return map(a, b, [](std::uint64_t x, std::uint64_t y) { return ~x & y; }); }
+};
+
+}  // namespace
+
+void layer_portable_bitslice(const SlicedView& L, const std::uint64_t* in, std::uint64_t* out,
+                             std::uint64_t* scratch) {
+    Sliced<PortableOps>::layer(L, in, out, scratch);
+}
+
+double probe_portable_bitslice(double seconds) { return Sliced<PortableOps>::probe(seconds); }
 
 void layer_portable(const LayerView& L, const std::uint64_t* in, const std::int32_t* active, std::size_t n,
                     std::uint64_t* out, std::int32_t* counts) {

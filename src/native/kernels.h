@@ -25,7 +25,7 @@
 // zero weights and limit -1), so kernels need no remainder loop over neurons.
 //
 // Bit-sliced hidden layers (bitslice.h) take a block of 64 * words images at
-// once (words per vector register: 4 for AVX2). Their activations are
+// once (words per vector register: 4 for AVX2, 8 for AVX-512 and the portable one). Their activations are
 // column-major: a plane of c columns is c vectors of `words` words, bit i of
 // a column's vector = image i of the block. The same bits and planes as above,
 // transposed; limits are the LayerView's.
@@ -94,6 +94,8 @@ void layer_portable(const LayerView&, const std::uint64_t*, const std::int32_t*,
                     std::int32_t*);
 void pack_portable(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);
 double probe_portable(double seconds);
+void layer_portable_bitslice(const SlicedView&, const std::uint64_t*, std::uint64_t*, std::uint64_t*);
+double probe_portable_bitslice(double seconds);
 #if defined(BNN_HAVE_X86_KERNELS)
 void layer_avx2(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                 std::int32_t*);
@@ -101,6 +103,8 @@ void pack_avx2(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std:
 double probe_avx2(double seconds);
 void layer_avx2_bitslice(const SlicedView&, const std::uint64_t*, std::uint64_t*, std::uint64_t*);
 double probe_avx2_bitslice(double seconds);
+void layer_avx512_bitslice(const SlicedView&, const std::uint64_t*, std::uint64_t*, std::uint64_t*);
+double probe_avx512_bitslice(double seconds);
 void layer_avx512(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                   std::int32_t*);
 void pack_avx512(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);

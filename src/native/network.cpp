@@ -81,8 +81,11 @@ std::vector<Kernel> available_kernels() {
     // Every feature the AVX-512 kernel's file is compiled with (-mavx512f/bw/vl/vpopcntdq), or an
     // instruction the CPU lacks could be emitted anywhere in it.
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq"))
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq")) {
         out.push_back({"avx512", kernels::layer_avx512, kernels::pack_avx512, kernels::probe_avx512});
+        out.push_back({"avx512-bitslice", kernels::layer_avx512, kernels::pack_avx512,
+                       kernels::probe_avx512_bitslice, kernels::layer_avx512_bitslice, 8});
+    }
     if (__builtin_cpu_supports("avx2")) {
         out.push_back({"avx2-bitslice", kernels::layer_avx2, kernels::pack_avx2, kernels::probe_avx2_bitslice,
                        kernels::layer_avx2_bitslice, 4});
@@ -92,6 +95,8 @@ std::vector<Kernel> available_kernels() {
 #if defined(BNN_HAVE_NEON_KERNELS)
     out.push_back({"neon", kernels::layer_neon, kernels::pack_neon, kernels::probe_neon});  // Advanced SIMD: every aarch64 CPU has it
 #endif
+    out.push_back({"portable-bitslice", kernels::layer_portable, kernels::pack_portable,
+                   kernels::probe_portable_bitslice, kernels::layer_portable_bitslice, 8});
     out.push_back({"portable", kernels::layer_portable, kernels::pack_portable, kernels::probe_portable});
     return out;
 }

@@ -25,10 +25,18 @@ from .base import Outputs
 
 __all__ = ["NativeRuntime", "available_kernels", "bound", "default_threads", "is_available", "words_per_image"]
 
-KERNELS = ("avx512", "avx2-bitslice", "avx2", "neon", "portable")
+KERNELS = ("avx512", "avx512-bitslice", "avx2-bitslice", "avx2", "neon", "portable-bitslice", "portable")
 # Images per call to the extension, about 0.1 s of work each on 2 cores: the
 # GIL-free native call cannot be interrupted, so Ctrl-C waits at most one chunk.
-CHUNK = {"avx512": 65536, "avx2-bitslice": 32768, "avx2": 16384, "neon": 8192, "portable": 2048}
+CHUNK = {
+    "avx512": 65536,
+    "avx512-bitslice": 65536,
+    "avx2-bitslice": 32768,
+    "avx2": 16384,
+    "neon": 8192,
+    "portable-bitslice": 4096,
+    "portable": 2048,
+}
 
 try:
     from .. import _native
