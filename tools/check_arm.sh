@@ -50,8 +50,8 @@ rng = np.random.default_rng(16)
 for i, (network, hidden, classes, mw0, n, pixels) in enumerate(
     [("lfcW1A1", (64, 64, 64), 10, 832, 257, (128,)), ("lfcW1A2", (256, 256, 256), 10, 784, 130, (128,)),
      ("lfcW1A1", (48, 200, 16), 3, 790, 67, (200,)), ("lfcW1A2", (96, 64, 128), 40, 800, 1, (128,)),
-     ("lfcW1A2", (64, 256, 64), 10, 784, 131, (64, 191)), ("lfcW1A2", (256, 64, 64), 7, 800, 66, (0, 128)),
-     ("lfcW1A1", (128,), 10, 784, 70, (128,)), ("lfcW1A2", (64, 32, 64, 128, 64), 12, 832, 75, (90, 170))]
+     ("lfcW1A2", (64, 256, 64), 10, 784, 600, (64, 191)), ("lfcW1A2", (256, 64, 64), 7, 800, 66, (0, 128)),
+     ("lfcW1A1", (128,), 10, 784, 70, (128,)), ("lfcW1A2", (64, 32, 64, 128, 64), 12, 832, 555, (90, 170))]
 ):
     images = rng.integers(0, 256, (n, 784), dtype=np.uint8)
     params = dataclasses.replace(random_params(rng, network, hidden, classes, mw0), pixel_thresholds=pixels)
