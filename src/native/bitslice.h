@@ -42,6 +42,8 @@ struct Sliced {
     static constexpr std::size_t kWords = sizeof(V) / sizeof(std::uint64_t);
     static constexpr int kStatePlanes = 5;  // ones, twos, fours, eights, sixteens
     static constexpr int kMaxCountPlanes = 5 + 26;  // 5 + bits of mw / 32 for any int mw
+    static_assert(kTriplesPerChunk % 8 == 0 && kTriplesPerChunk / 8 <= 7, "a chunk's 32s are counted in 3 planes");
+    static_assert(kTriplesPerChunk * 8 * 2 * sizeof(V) <= 65536, "table offsets are 16-bit");
 
     // Carry-save adder: (state, a, b) -> state = low bit, carry = high bit of state + a + b.
     static inline void csa(V& carry, V& state, V a, V b) {
