@@ -211,7 +211,11 @@ def _report(rows, latency, bounds, threads, runs, params_dir, memory: str) -> st
             f"| {network} | {runtime} | {kernel} | {t} | {rate:,.0f} | {1e6 / rate:.3f} | "
             f"{rate / FPGA_IMAGES_PER_S:.2f}x | {vs_torch} | {'yes' if exact else 'NO' if exact is False else '-'} | "
             + (f"{b:,.0f} | {rate / b:.0%} |" if (b := bounds.get((network, kernel, t))) else "- | - |")
-            + (f" {rate / lb:.0%} |" if "-" in kernel and (lb := bounds.get((network, kernel.split("-")[0], t))) else " - |")
+            + (
+                f" {rate / lb:.0%} |"
+                if "-" in kernel and (lb := bounds.get((network, kernel.split("-")[0], t)))
+                else " - |"
+            )
         )
     lines += ["", "Batch-1 latency from Python (`Classifier.predict` on one image, median of many calls):", ""]
     for network, (us, kernel) in latency.items():
