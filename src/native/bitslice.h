@@ -12,7 +12,7 @@
 // inputs: its pattern's. Those entries (weight 1 and 2) go into a carry-save
 // (Harley-Seal) tree whose state planes ones..sixteens are the low bits of
 // the count; the tree's 32s are added into a count of 32s kept in memory.
-// A chunk's table (kTriplesPerChunk triples, 8 patterns, 2 vectors) stays in
+// A chunk's table (kTriples triples, 8 patterns, 2 vectors: 16 KiB) stays in
 // L1 while every neuron of the layer walks it; offsets are precomputed byte
 // offsets of each neuron's entries. The decision is a bit-sliced comparison
 // with the neuron's limit, and the output bits are already the next layer's
@@ -42,8 +42,9 @@ struct Sliced {
     static constexpr std::size_t kWords = sizeof(V) / sizeof(std::uint64_t);
     static constexpr int kStatePlanes = 5;  // ones, twos, fours, eights, sixteens
     static constexpr int kMaxCountPlanes = 5 + 26;  // 5 + bits of mw / 32 for any int mw
-    static_assert(kTriplesPerChunk % 8 == 0 && kTriplesPerChunk / 8 <= 7, "a chunk's 32s are counted in 3 planes");
-    static_assert(kTriplesPerChunk * 8 * 2 * sizeof(V) <= 65536, "table offsets are 16-bit");
+    static constexpr int kTriples = triples_per_chunk(kWords);
+    static_assert(kTriples % 8 == 0 && kTriples / 8 <= 7, "a chunk's 32s are counted in 3 planes");
+    static_assert(kSliceTableBytes <= 65536, "table offsets are 16-bit");
 
     // Carry-save adder: (state, a, b) -> state = low bit, carry = high bit of state + a + b.
     static inline void csa(V& carry, V& state, V a, V b) {
@@ -88,10 +89,10 @@ struct Sliced {
     // entry t*8 + p = (sum, carry) of the three counted vectors. Columns at or past mw count 0.
     static void build_table(const SlicedView& L, const std::uint64_t* in, int chunk, V* table) {
         const std::size_t plane = static_cast<std::size_t>(L.in_columns) * kWords;
-        for (int t = 0; t < kTriplesPerChunk; ++t) {
+        for (int t = 0; t < kTriples; ++t) {
             V variant[3][2];
             for (int k = 0; k < 3; ++k) {
-                const int j = 3 * (chunk * kTriplesPerChunk + t) + k;
+                const int j = 3 * (chunk * kTriples + t) + k;
                 if (j >= L.mw) {
                     variant[k][0] = variant[k][1] = Ops::zero();
                     continue;
@@ -194,21 +195,21 @@ struct Sliced {
         const int planes = L.count_planes, high = planes - kStatePlanes;  // planes of the count of 32s
         const int stride = kStatePlanes + high;
         V* table = reinterpret_cast<V*>(scratch);
-        V* state = table + kTriplesPerChunk * 16;
+        V* state = table + kTriples * 16;
         V* active = state + static_cast<std::size_t>(L.mh) * stride;
         if (L.in_planes == 2) count_active(L, in, active);
         for (int c = 0; c < L.chunks; ++c) {
             build_table(L, in, c, table);
             const char* t = reinterpret_cast<const char*>(table);
-            const std::uint16_t* offsets = L.offsets + static_cast<std::size_t>(c) * L.mh * kTriplesPerChunk;
+            const std::uint16_t* offsets = L.offsets + static_cast<std::size_t>(c) * L.mh * kTriples;
             for (int n = 0; n < L.mh; ++n) {
                 V* st = state + static_cast<std::size_t>(n) * stride;
                 if (c == 0)
                     for (int b = 0; b < stride; ++b) st[b] = Ops::zero();
                 V ones = st[0], twos = st[1], fours = st[2], eights = st[3], sixteens = st[4];
                 V r0 = Ops::zero(), r1 = Ops::zero(), r2 = Ops::zero();  // this chunk's 32s (at most 4)
-                const std::uint16_t* p = offsets + static_cast<std::size_t>(n) * kTriplesPerChunk;
-                for (int s = 0; s < kTriplesPerChunk; s += 8) {
+                const std::uint16_t* p = offsets + static_cast<std::size_t>(n) * kTriples;
+                for (int s = 0; s < kTriples; s += 8) {
                     const V y = step(t, p + s, ones, twos, fours, eights, sixteens);
                     const V k0 = Ops::and_(r0, y);
                     r0 = Ops::xor_(r0, y);

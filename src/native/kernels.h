@@ -53,16 +53,19 @@ struct LayerView {
     int out_K;                     // words per output plane
 };
 
-constexpr int kTriplesPerChunk = 48;  // input triples per table: 24 KiB of AVX2 vectors, kept in L1
+// A sliced layer's table of input triples is 16 KiB, so that it stays in L1 while every neuron
+// reads it: 32 triples of AVX2 vectors, 16 of 512-bit ones (a multiple of 8, at most 56).
+constexpr int kSliceTableBytes = 16384;
+constexpr int triples_per_chunk(int words) { return kSliceTableBytes / (8 * 2 * 8 * words); }
 
 struct SlicedView {
-    const std::uint16_t* offsets;  // [chunks][mh][kTriplesPerChunk]: byte offset of each neuron's table entry
+    const std::uint16_t* offsets;  // [chunks][mh][triples per chunk]: byte offset of each neuron's entry
     const std::int32_t* limits;    // [out_planes][limit_stride], as LayerView's
     int limit_stride;
     int mw, mh;                    // inputs and neurons
     int in_planes, out_planes;     // 1 or 2 each
     int in_columns, out_columns;   // columns per plane in the buffers, from 64 * K and 64 * out_K
-    int chunks;                    // ceil(ceil(mw / 3) / kTriplesPerChunk)
+    int chunks;                    // ceil(ceil(mw / 3) / triples_per_chunk(words))
     int count_planes;              // bits of a count up to mw: 5 + bits of mw / 32
 };
 
@@ -70,7 +73,7 @@ struct SlicedView {
 // every neuron's count, and popcount(m) per image.
 inline std::size_t sliced_scratch_words(const SlicedView& L, int words) {
     return static_cast<std::size_t>(words) *
-           (kTriplesPerChunk * 16 + static_cast<std::size_t>(L.mh + 1) * L.count_planes);
+           (static_cast<std::size_t>(triples_per_chunk(words)) * 16 + static_cast<std::size_t>(L.mh + 1) * L.count_planes);
 }
 
 // in: n images of in_planes*K words each; active: n popcount(m) (two planes only).

@@ -178,18 +178,19 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
         if (kernel_.sliced && !last) {
             // Each neuron's table entry per input triple: the pattern of its three weights (bitslice.h).
             const int triples = (in.mw + 2) / 3;
-            const int chunks = (triples + kernels::kTriplesPerChunk - 1) / kernels::kTriplesPerChunk;
+            const int per_chunk = kernels::triples_per_chunk(kernel_.slice_words);
+            const int chunks = (triples + per_chunk - 1) / per_chunk;
             const std::size_t entry_bytes = 2 * 8 * static_cast<std::size_t>(kernel_.slice_words);
-            L.offsets.assign(static_cast<std::size_t>(chunks) * in.mh * kernels::kTriplesPerChunk, 0);
+            L.offsets.assign(static_cast<std::size_t>(chunks) * in.mh * per_chunk, 0);
             for (int c = 0; c < chunks; ++c)
                 for (int n = 0; n < in.mh; ++n)
-                    for (int t = 0; t < kernels::kTriplesPerChunk; ++t) {
+                    for (int t = 0; t < per_chunk; ++t) {
                         int pattern = 0;
                         for (int k = 0; k < 3; ++k) {
-                            const int j = 3 * (c * kernels::kTriplesPerChunk + t) + k;
+                            const int j = 3 * (c * per_chunk + t) + k;
                             if (j < in.mw && in.weights[static_cast<std::size_t>(n) * in.mw + j]) pattern |= 1 << k;
                         }
-                        L.offsets[(static_cast<std::size_t>(c) * in.mh + n) * kernels::kTriplesPerChunk + t] =
+                        L.offsets[(static_cast<std::size_t>(c) * in.mh + n) * per_chunk + t] =
                             static_cast<std::uint16_t>((t * 8 + pattern) * entry_bytes);
                     }
             L.sliced = {L.offsets.data(), L.limits.data(), neurons, in.mw, in.mh, in_planes, out_planes,
