@@ -40,29 +40,19 @@ void transpose64(std::uint64_t* a) {
         }
 }
 
-// Rows [image][planes][K] of a block of 64 * words images <-> sliced planes [planes][64 K][words].
-void rows_to_sliced(const std::uint64_t* rows, int planes, int K, int words, std::uint64_t* sliced) {
+// Rows [image][planes][K] of a block of 64 * words images <-> sliced planes [planes][64 K][words]:
+// each 64 x 64 square (64 images, one word of columns) is transposed on its way.
+void transpose_block(const std::uint64_t* from, std::uint64_t* to, int planes, int K, int words, bool to_sliced) {
     std::uint64_t m[64];
     const std::size_t stride = static_cast<std::size_t>(planes) * K;
     for (int p = 0; p < planes; ++p)
         for (int k = 0; k < K; ++k)
             for (int g = 0; g < words; ++g) {
-                for (int i = 0; i < 64; ++i) m[i] = rows[(static_cast<std::size_t>(g) * 64 + i) * stride + p * K + k];
+                const auto row = [&](int i) { return (static_cast<std::size_t>(g) * 64 + i) * stride + p * K + k; };
+                const auto column = [&](int b) { return ((static_cast<std::size_t>(p) * K + k) * 64 + b) * words + g; };
+                for (int i = 0; i < 64; ++i) m[i] = from[to_sliced ? row(i) : column(i)];
                 transpose64(m);
-                for (int b = 0; b < 64; ++b)
-                    sliced[((static_cast<std::size_t>(p) * K + k) * 64 + b) * words + g] = m[b];
-            }
-}
-
-void sliced_to_rows(const std::uint64_t* sliced, int planes, int K, int words, std::uint64_t* rows) {
-    std::uint64_t m[64];
-    const std::size_t stride = static_cast<std::size_t>(planes) * K;
-    for (int p = 0; p < planes; ++p)
-        for (int k = 0; k < K; ++k)
-            for (int g = 0; g < words; ++g) {
-                for (int b = 0; b < 64; ++b) m[b] = sliced[((static_cast<std::size_t>(p) * K + k) * 64 + b) * words + g];
-                transpose64(m);
-                for (int i = 0; i < 64; ++i) rows[(static_cast<std::size_t>(g) * 64 + i) * stride + p * K + k] = m[i];
+                for (int i = 0; i < 64; ++i) to[to_sliced ? column(i) : row(i)] = m[i];
             }
 }
 
@@ -319,7 +309,7 @@ void Network::run_block(const std::uint8_t* images, bool argmax, const Outputs& 
     std::uint64_t* in = scratch.sliced_a.data;
     std::uint64_t* next = scratch.sliced_b.data;
     const auto& first_view = layers_.front().view;
-    rows_to_sliced(scratch.a.data(), first_view.in_planes, first_view.K, words, in);
+    transpose_block(scratch.a.data(), in, first_view.in_planes, first_view.K, words, true);
     const std::size_t hidden = layers_.size() - 1;
     for (std::size_t l = 0; l < hidden; ++l) {
         const auto& v = layers_[l].sliced;
@@ -331,7 +321,7 @@ void Network::run_block(const std::uint8_t* images, bool argmax, const Outputs& 
         std::swap(in, next);
     }
     const auto& last_view = layers_.back().view;
-    sliced_to_rows(in, last_view.in_planes, last_view.K, words, scratch.a.data());
+    transpose_block(in, scratch.a.data(), last_view.in_planes, last_view.K, words, false);
     run_layers(hidden, n, argmax, out, first, scratch);
 }
 
