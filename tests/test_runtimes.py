@@ -86,6 +86,33 @@ def test_random_parameter_sets(name, kernel, seed, network, hidden, n_classes, m
     np.testing.assert_array_equal(out.classes, ref.classes)
 
 
+SLICED = [k for k in native.available_kernels() if k.endswith("-bitslice")]
+
+
+@pytest.mark.parametrize("kernel", SLICED)
+@pytest.mark.parametrize(
+    ("network", "hidden", "pixels"),
+    [
+        ("lfcW1A1", (33,), (128,)),  # one hidden layer: the sliced layer's output goes straight to the last
+        ("lfcW1A1", (200, 16, 1100, 40), (90,)),  # counts under 32 (no count of 32s) and up to 1100 (5 + 6 planes)
+        ("lfcW1A2", (64, 95, 128, 31, 64), (64, 191)),  # 3-level pixels: layer 0 sliced on two planes
+        ("lfcW1A2", (250, 250), (128,)),
+    ],
+)
+def test_sliced_blocks_on_random_sets(kernel, network, hidden, pixels):
+    """Whole blocks of the bit-sliced kernels (and the rest of the batch) on geometries the LFC has not."""
+    rng = np.random.default_rng(len(hidden) * 1000 + sum(hidden))
+    params = random_params(rng, network, hidden, 13, 800, pixel_thresholds=pixels)
+    images = rng.integers(0, 256, (1100, 784), dtype=np.uint8)
+    images[::3] //= 2
+    for rule in ("highest_bit", "argmax"):
+        ref = ReferenceRuntime(params).run(images, rule)
+        out = make_runtime(params, "native", kernel=kernel).run(images, rule)
+        np.testing.assert_array_equal(out.scores, ref.scores)
+        np.testing.assert_array_equal(out.bits, ref.bits)
+        np.testing.assert_array_equal(out.classes, ref.classes)
+
+
 def test_reference_matches_literal_popcount():
     """The reference against the spec written out as XNOR-popcount loops, on a tiny network."""
     rng = np.random.default_rng(5)
