@@ -148,7 +148,7 @@ def run_benchmarks(
         for kernel in native.available_kernels():
             for t in sorted({1, threads}):
                 clf = Classifier(network, params, "native", kernel=kernel, threads=t)
-                count = n if kernel != "portable" or not quick else 2000
+                count = n if not kernel.startswith("portable") or not quick else 2000
                 rows.append(_row(network, "native", kernel, t, clf.predict, flat[:count], expected, runs, log))
                 bounds[(network, kernel, t)] = native.bound(kernel, params, t, seconds=0.3 if quick else 1.0)
                 log(f"{network:8} {kernel:13} bound of its approach: {bounds[(network, kernel, t)]:12,.0f} images/s")

@@ -78,7 +78,8 @@ class Classifier:
     params: a parameter-set name ("mnist", looked up by `bnn.params.find_params`),
         a folder path, a QONNX model (``*.onnx``, e.g. from Brevitas) or a `ParamSet`.
     runtime: "native" (alias "python_hw"), "reference" (alias "python_sw") or "torch".
-    kernel: native kernel to force ("avx512", "avx2", "portable"); None picks the fastest.
+    kernel: native kernel to force ("avx512", "avx2-bitslice", "avx2", "portable", ...: `bnn.runtimes.native`);
+        None picks the fastest.
     threads: native threads; None uses every core.
     device: torch device for runtime="torch" ("cpu", "cuda", "cuda:1", "mps"); None: the best available.
     decision: "highest_bit" or "argmax"; None takes the parameter set's rule.
@@ -125,7 +126,7 @@ class Classifier:
 
     @property
     def kernel(self) -> str:
-        """The kernel that runs: "avx512", "avx2", "portable" or "numpy"."""
+        """The kernel that runs: a native one ("avx2-bitslice", "avx2", ...), "numpy", or torch's "device/dtype"."""
         return self._runtime.kernel
 
     def class_name(self, index: int) -> str:

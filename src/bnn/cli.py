@@ -51,7 +51,11 @@ runtime_option = click.option("--runtime", type=click.Choice(sorted(RUNTIMES)), 
 data_option = click.option(
     "--data", default=None, help="Folder with the MNIST IDX files (default: $BNN_DATA, else the download cache)."
 )
-kernel_option = click.option("--kernel", default=None, help="Force a native kernel: avx512, avx2, neon, portable.")
+kernel_option = click.option(
+    "--kernel",
+    default=None,
+    help="Force a native kernel: avx512, avx512-bitslice, avx2-bitslice, avx2, neon, portable-bitslice, portable.",
+)
 device_option = click.option(
     "--device", default=None, help="Torch device for --runtime torch: cpu, cuda, cuda:1, mps (default: the best)."
 )

@@ -1,16 +1,19 @@
 """The native runtime (RUNTIME_HW): bit-packed C++ kernels chosen from the CPU's features.
 
-Kernels, fastest first: "avx512" (AVX-512 F/BW/VL + VPOPCNTDQ), "avx2"
-(AVX2, byte lookup popcount), "neon" (aarch64 Advanced SIMD, VCNT),
-"portable" (plain C++). The fastest one this
-CPU runs is used unless a kernel is named (`bnn.runtimes` says how).
+Kernels, fastest first: "avx512" (AVX-512 F/BW/VL + VPOPCNTDQ),
+"avx512-bitslice", "avx2-bitslice", "avx2" (AVX2, byte lookup popcount),
+"neon" (aarch64 Advanced SIMD, VCNT), "portable-bitslice", "portable"
+(plain C++). A "-bitslice" kernel runs whole blocks of 256 or 512 images
+through bit-sliced hidden layers (src/native/bitslice.h) and the rest of a
+batch through its ISA's per-image kernel. The fastest one this CPU runs is
+used unless a kernel is named (`bnn.runtimes` says how).
 Inference releases the GIL and runs on `threads` threads (default: every
 core this process may use; more than that is capped to it, as extra
 threads would only share the same cores).
 
     >>> from bnn.runtimes import native
     >>> native.available_kernels()
-    ['avx512', 'avx2', 'portable']
+    ['avx512', 'avx512-bitslice', 'avx2-bitslice', 'avx2', 'portable-bitslice', 'portable']
 """
 
 from __future__ import annotations
