@@ -58,23 +58,24 @@ struct Sliced {
         }
     }
 
-    static inline V at(const char* table, std::uint16_t offset) { return Ops::load(table + offset); }
-
     // 8 triples (24 inputs): entry (sum, carry) at offsets p[0..7]; returns the 32s carry.
     static inline V step(const char* t, const std::uint16_t* p, V& ones, V& twos, V& fours, V& eights,
                          V& sixteens) {
-        constexpr std::uint16_t c = kVectorBytes;  // the carry follows the sum
+        const char* e[8];  // the entries; each carry is the next vector (an address displacement, no add)
+        for (int k = 0; k < 8; ++k) e[k] = t + p[k];
+        const auto sum = [&](int k) { return Ops::load(e[k]); };
+        const auto carry = [&](int k) { return Ops::load(e[k] + kVectorBytes); };
         V t1, t2, f1, f2, f3, e1, e2, e3, x1, x2, y;
-        csa(t1, ones, at(t, p[0]), at(t, p[1]));
-        csa(f1, twos, at(t, p[0] + c), at(t, p[1] + c));
-        csa(t2, ones, at(t, p[2]), at(t, p[3]));
-        csa(f2, twos, at(t, p[2] + c), at(t, p[3] + c));
+        csa(t1, ones, sum(0), sum(1));
+        csa(f1, twos, carry(0), carry(1));
+        csa(t2, ones, sum(2), sum(3));
+        csa(f2, twos, carry(2), carry(3));
         csa(f3, twos, t1, t2);
         csa(e1, fours, f1, f2);
-        csa(t1, ones, at(t, p[4]), at(t, p[5]));
-        csa(f1, twos, at(t, p[4] + c), at(t, p[5] + c));
-        csa(t2, ones, at(t, p[6]), at(t, p[7]));
-        csa(f2, twos, at(t, p[6] + c), at(t, p[7] + c));
+        csa(t1, ones, sum(4), sum(5));
+        csa(f1, twos, carry(4), carry(5));
+        csa(t2, ones, sum(6), sum(7));
+        csa(f2, twos, carry(6), carry(7));
         csa(e2, fours, f3, f1);
         csa(f3, twos, t1, t2);
         csa(e3, fours, f2, f3);
