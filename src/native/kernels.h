@@ -25,10 +25,11 @@
 // zero weights and limit -1), so kernels need no remainder loop over neurons.
 //
 // Bit-sliced hidden layers (bitslice.h) take a block of 64 * words images at
-// once (words per vector register: 4 for AVX2, 8 for AVX-512 and the portable one). Their activations are
-// column-major: a plane of c columns is c vectors of `words` words, bit i of
-// a column's vector = image i of the block. The same bits and planes as above,
-// transposed; limits are the LayerView's.
+// once (words per vector register: 4 for AVX2, 8 for AVX-512 and for the
+// portable one). Their activations are column-major: a plane of c columns is
+// c vectors of `words` words, bit i of a column's vector = image i of the
+// block. The same bits and planes as above, transposed; limits are the
+// LayerView's.
 //
 // Each ISA lives in its own translation unit compiled with its own flags;
 // these TUs keep everything else in anonymous namespaces so that no inline
