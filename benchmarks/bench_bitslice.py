@@ -45,8 +45,8 @@ def main() -> None:
     threads = native.default_threads()
     print(f"CPU: {cpu_name()}, {threads} usable cores; {args.rounds} rounds of 10,000 MNIST test images\n")
     print(
-        "| network | threads | lookup bound | avx2 lookup kernel | bit-sliced kernel | sliced / lookup bound "
-        "| sliced / lookup kernel | vs FPGA (356,633) |".replace("avx2", lookup)
+        f"| network | threads | {lookup} bound | {lookup} kernel | {sliced} kernel | sliced / {lookup} bound "
+        f"| sliced / {lookup} kernel | vs FPGA (356,633) |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for network in ("lfcW1A1", "lfcW1A2"):
