@@ -193,8 +193,8 @@ struct Sliced {
 
     // One hidden layer over a block of images; see kernels.h for the layouts.
     static void layer(const SlicedView& L, const std::uint64_t* in, std::uint64_t* out, std::uint64_t* scratch) {
-        const int planes = L.count_planes, high = planes - kStatePlanes;  // planes of the count of 32s
-        const int stride = kStatePlanes + high;
+        // A neuron's state is its count's planes: ones..sixteens, then the count of 32s (`high` planes).
+        const int planes = L.count_planes, high = planes - kStatePlanes, stride = planes;
         V* table = reinterpret_cast<V*>(scratch);
         V* state = table + kTriples * 16;
         V* active = state + static_cast<std::size_t>(L.mh) * stride;
