@@ -138,10 +138,8 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
         // One plane of bits: W1A1 acc = popcount(xnor) = mw - pc; W1A2 acc = dot = mw - 2 pc.
         // Two planes (3-level input): acc = popcount(m) - 2 pc (src/bnn/bits.py).
         L.scale = (activation_bits == 2 && in_planes == 1) ? 2 : 1;
-        L.weights.assign(static_cast<std::size_t>(groups) * K * kernels::kLanes + kAlignWords, 0);
-        const auto addr = reinterpret_cast<std::uintptr_t>(L.weights.data());
-        L.weights_offset = ((64 - addr % 64) % 64) / 8;
-        std::uint64_t* w = L.weights.data() + L.weights_offset;
+        L.weights.assign(static_cast<std::size_t>(groups) * K * kernels::kLanes);
+        std::uint64_t* w = L.weights.data;
         for (int n = 0; n < in.mh; ++n)
             for (int c = 0; c < in.mw; ++c)
                 if (in.weights[static_cast<std::size_t>(n) * in.mw + c])
@@ -192,7 +190,7 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
     }
     // Layers were moved into the vector: re-point the views at their own storage.
     for (auto& L : layers_) {
-        L.view.weights = L.weights.data() + L.weights_offset;
+        L.view.weights = L.weights.data;
         L.view.limits = L.limits.data();
         L.sliced.offsets = L.offsets.data();
         L.sliced.limits = L.limits.data();

@@ -55,20 +55,19 @@ public:
     int pixels() const { return pixels_; }
 
 private:
-    struct Layer {
-        std::vector<std::uint64_t> weights;  // [groups][K][8] from weights_offset on, 64-byte aligned
-        std::size_t weights_offset = 0;  // start of the aligned view in `weights`
-        std::vector<std::int32_t> limits;
-        kernels::LayerView view{};
-        int mw = 0, scale = 1;           // one-plane input: acc = mw - scale * popcount
-        std::vector<std::uint16_t> offsets;  // the sliced layer's (hidden layers, sliced kernels only)
-        kernels::SlicedView sliced{};
-    };
     // Words from a 64-byte boundary on.
     struct AlignedWords {
         std::vector<std::uint64_t> raw;
         std::uint64_t* data = nullptr;
         void assign(std::size_t words);
+    };
+    struct Layer {
+        AlignedWords weights;  // [groups][K][8]
+        std::vector<std::int32_t> limits;
+        kernels::LayerView view{};
+        int mw = 0, scale = 1;           // one-plane input: acc = mw - scale * popcount
+        std::vector<std::uint16_t> offsets;  // the sliced layer's (hidden layers, sliced kernels only)
+        kernels::SlicedView sliced{};
     };
     struct Scratch {  // per worker thread
         std::vector<std::uint64_t> a, b;   // activations in and out, a row per image of a tile or block
