@@ -26,7 +26,7 @@ try:  # the torch runtime is tested wherever torch is installed (CI installs it)
 except ImportError:
     TORCH = None
 #: Correct classes of the shipped "mnist" sets on the 10,000 MNIST test images (the model card's figures).
-SHIPPED_CORRECT = {"lfcW1A1": 9884, "lfcW1A2": 9903}
+SHIPPED_CORRECT = {"lfcW1A1": 9891, "lfcW1A2": 9903}
 
 # CI explores the same examples every run (a failure there is reproducible);
 # elsewhere hypothesis explores new ones each time.
