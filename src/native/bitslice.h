@@ -194,19 +194,19 @@ struct Sliced {
     // One hidden layer over a block of images; see kernels.h for the layouts.
     static void layer(const SlicedView& L, const std::uint64_t* in, std::uint64_t* out, std::uint64_t* scratch) {
         // A neuron's state is its count's planes: ones..sixteens, then the count of 32s (`high` planes).
-        const int planes = L.count_planes, high = planes - kStatePlanes, stride = planes;
+        const int planes = L.count_planes, high = planes - kStatePlanes;
         V* table = reinterpret_cast<V*>(scratch);
         V* state = table + kTriples * 16;
-        V* active = state + static_cast<std::size_t>(L.mh) * stride;
+        V* active = state + static_cast<std::size_t>(L.mh) * planes;
         if (L.in_planes == 2) count_active(L, in, active);
         for (int c = 0; c < L.chunks; ++c) {
             build_table(L, in, c, table);
             const char* t = reinterpret_cast<const char*>(table);
             const std::uint16_t* offsets = L.offsets + static_cast<std::size_t>(c) * L.mh * kTriples;
             for (int n = 0; n < L.mh; ++n) {
-                V* st = state + static_cast<std::size_t>(n) * stride;
+                V* st = state + static_cast<std::size_t>(n) * planes;
                 if (c == 0)
-                    for (int b = 0; b < stride; ++b) st[b] = Ops::zero();
+                    for (int b = 0; b < planes; ++b) st[b] = Ops::zero();
                 V ones = st[0], twos = st[1], fours = st[2], eights = st[3], sixteens = st[4];
                 V r0 = Ops::zero(), r1 = Ops::zero(), r2 = Ops::zero();  // this chunk's 32s (at most 4)
                 const std::uint16_t* p = offsets + static_cast<std::size_t>(n) * kTriples;
