@@ -104,6 +104,16 @@ def test_errors_are_one_line(tmp_path):
     assert proc.returncode == 1 and "truncated" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_damaged_gzip_stream_is_one_line(tmp_path):
+    from test_idx import _bad_deflate
+
+    bad = tmp_path / "damaged-idx3-ubyte.gz"
+    bad.write_bytes(_bad_deflate())
+    proc = run("classify", bad, check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0
+    assert proc.stderr.startswith(f"Error: {bad}: corrupt gzip data: Error -3 while decompressing data")
+
+
 def test_usage_error_exit_code():
     assert run("classify", check=False).returncode == 2
     assert run("evaluate", "--network", "lfcW7A7", check=False).returncode == 2

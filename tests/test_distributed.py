@@ -78,11 +78,110 @@ def test_a_corrupt_shard_names_itself_and_keeps_the_rest(client, shards, origina
     clf = bnn.Classifier(original.network, original)
     result = classify_files(client, clf, [paths[1], bad], chunk_images=3000)
     assert len(result.errors) == 5  # every chunk of the truncated file, each named with its image range
-    assert result.errors[0].startswith(f"chunk {bad}[0:3000]: {bad}: truncated: header declares 13333 items")
+    assert result.errors[0].startswith(f"chunk {bad}[0:3000]: truncated: header declares 13333 items")
     assert result.errors[-1].startswith(f"chunk {bad}[12000:13333]: ")
     good = clf.predict(images[-4000:])
     np.testing.assert_array_equal(result.classes[:4000], good)  # the other shard's results are all there
     assert (result.classes[4000:] == -1).all()
+
+
+def test_every_worker_killed_mid_job_still_gives_one_process_output(client, shards, original):
+    # The classifier is a task, not scattered data: when no worker holds it any more, it is built again.
+    paths, images = shards
+    clf = bnn.Classifier(original.network, original)
+    killed = []
+
+    def kill_all_once(index, chunk, classes, scores):
+        if not killed:
+            for pid in client.run(os.getpid).values():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    result = classify_files(client, clf, paths, chunk_images=500, scores=True, on_chunk=kill_all_once)
+    assert len(killed) == 2 and result.errors == []
+    out = clf.infer(images)
+    np.testing.assert_array_equal(result.classes, out.classes)
+    np.testing.assert_array_equal(result.scores, out.scores)
+    client.wait_for_workers(2, timeout=60)
+
+
+def _tasks_on_scheduler(client) -> int:
+    return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
+
+def test_results_are_released_as_they_are_consumed(client, shards, original):
+    paths, images = shards
+    clf = bnn.Classifier(original.network, original)
+    held = []
+    result = classify_files(
+        client, clf, paths, chunk_images=500, window=3, on_chunk=lambda *_: held.append(_tasks_on_scheduler(client))
+    )
+    assert len(held) == len(plan(paths, chunk_images=500)) > 20
+    assert max(held) <= 3 + 1  # the window of chunks and the classifier, whatever the input's length
+    assert _tasks_on_scheduler(client) == 0  # nothing left on the cluster after the job
+    np.testing.assert_array_equal(result.classes, clf.predict(images))
+
+
+def test_a_gzip_file_is_one_chunk_read_in_pieces(shards, monkeypatch):
+    raw, gz = shards[0]
+    chunks = plan([raw, gz], chunk_images=3000)
+    assert [(c.start, c.stop) for c in chunks if c.path == str(gz)] == [(0, 4000)]
+    assert [(c.start, c.stop) for c in chunks if c.path == str(raw)][:2] == [(0, 3000), (3000, 6000)]
+    reads = []
+    real = bnn.idx.iter_images
+    monkeypatch.setattr(bnn.idx, "iter_images", lambda *a, **k: reads.append(k) or real(*a, **k))
+    from bnn.distributed import run_chunk
+
+    clf = bnn.Classifier("lfcW1A1", "mnist")
+    classes, _ = run_chunk(clf, chunks[-1], False, piece=1000)
+    assert reads == [{"start": 0, "stop": 4000, "chunk_size": 1000}]  # one pass over the stream, 1,000 at a time
+    np.testing.assert_array_equal(classes, clf.predict(shards[1][-4000:]))
+
+
+def test_relative_paths_reach_workers_started_elsewhere(client, shards, original, tmp_path, monkeypatch):
+    paths, images = shards
+    monkeypatch.chdir(paths[0].parent)
+    home = client.run(os.getcwd)
+    client.run(os.chdir, str(tmp_path))  # the workers run in another folder
+    try:
+        clf = bnn.Classifier(original.network, original)
+        result = classify_files(client, clf, [paths[0].name, paths[1].name], chunk_images=3000)
+    finally:
+        for cwd in set(home.values()):
+            client.run(os.chdir, cwd)
+    assert result.errors == [] and result.names[0] == f"{paths[0].name}[0]"  # named as given
+    np.testing.assert_array_equal(result.classes, clf.predict(images))
+
+
+def test_a_file_workers_cannot_see_is_named_with_the_reason(client, tmp_path, mnist_test):
+    path = bnn.idx.write_idx(tmp_path / "gone-idx3-ubyte", mnist_test[0][:10])
+    chunks = plan([path])
+    path.unlink()  # as if the workers did not share this folder
+    result = classify_files(client, bnn.Classifier("lfcW1A1", "mnist"), chunks)
+    assert len(result.errors) == 1
+    assert f"chunk {path}[0:10]: {path} not found on worker tcp://" in result.errors[0]
+    assert "put them where every worker sees them at this path" in result.errors[0]
+
+
+def test_a_corrupt_header_fails_its_own_file_only(client, shards, original, tmp_path):
+    paths, images = shards
+    bad = tmp_path / "bad-header-idx3-ubyte"
+    bad.write_bytes(b"\x50\x4b\x03\x04" + bytes(100))  # a zip file, not IDX
+    clf = bnn.Classifier(original.network, original)
+    result = classify_files(client, clf, [bad, paths[1]], chunk_images=3000)
+    assert result.errors == [f"{bad}: not an IDX file: magic number 50 4b 03 04 (an IDX file starts with 00 00)"]
+    np.testing.assert_array_equal(result.classes, clf.predict(images[-4000:]))
+
+
+def test_cli_takes_folders_of_idx_files_on_a_cluster(shards, original_dir, tmp_path):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for p in shards[0]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "README.txt").write_text("not an input")
+    alone = run("classify", folder, "-p", original_dir, "--csv").stdout
+    assert alone.count("\n") == 1 + len(shards[1])
+    assert run("classify", folder, "-p", original_dir, "--csv", "--scheduler", "local:2").stdout == alone
 
 
 def test_classifier_pickles_as_its_parameters(original, mnist_test):

@@ -133,6 +133,22 @@ def test_corrupt_gzip(tmp_path):
         idx.read_images(path)
 
 
+def _bad_deflate() -> bytes:
+    """A gzip file of 2 images whose deflate stream is damaged (zlib, not the gzip layer, notices)."""
+    data = bytearray(gzip.compress(HEADER_3 + bytes(range(256)) * 6 + bytes(2 * 784 - 1536)))
+    data[10] ^= 0xFF  # the first byte after gzip's 10-byte header: the first deflate block's header
+    return bytes(data)
+
+
+def test_corrupt_deflate_stream_is_an_idx_error(tmp_path):
+    path = _write(tmp_path / "deflate.gz", _bad_deflate())
+    for read in (idx.read_idx, idx.read_images, lambda p: list(idx.iter_images(p, chunk_size=1, start=1))):
+        with pytest.raises(IdxError, match=r"deflate.gz: corrupt gzip data: .*invalid"):
+            read(path)
+    with pytest.raises(IdxError, match=r"upload.gz: corrupt gzip data"):
+        idx.images_from_bytes(_bad_deflate(), "upload.gz")
+
+
 def test_labels_reject_images(tmp_path):
     path = idx.write_idx(tmp_path / "l", np.zeros((2, 28, 28), dtype=np.uint8))
     with pytest.raises(IdxError, match="expected labels"):

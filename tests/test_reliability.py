@@ -47,16 +47,20 @@ def test_idx_random_bytes(tmp_path, data, compress):
 @given(
     flips=st.lists(st.tuples(st.integers(0, 2400), st.integers(0, 255)), max_size=6),
     cut=st.integers(0, 2400),
-    compress=st.booleans(),
+    # raw bytes mutated; mutated then compressed; or compressed then mutated (a damaged deflate stream)
+    form=st.sampled_from(["raw", "gzip", "damaged-gzip"]),
 )
-def test_idx_mutated_images(tmp_path, flips, cut, compress):
-    data = bytearray(_valid_idx())
+def test_idx_mutated_images(tmp_path, flips, cut, form):
+    data = _valid_idx()
+    if form == "damaged-gzip":
+        data = gzip.compress(data)
+    data = bytearray(data)
     for pos, value in flips:
         if pos < len(data):
             data[pos] = value
     data = bytes(data[: max(cut, 0)] if cut < len(data) else data)
     path = tmp_path / "m-idx3"
-    path.write_bytes(gzip.compress(data) if compress else data)
+    path.write_bytes(gzip.compress(data) if form == "gzip" else data)
     try:
         images = idx.read_images(path)
         chunks = list(idx.iter_images(path, chunk_size=2))
@@ -65,6 +69,12 @@ def test_idx_mutated_images(tmp_path, flips, cut, compress):
     else:
         assert images.shape[1:] == (28, 28) and images.dtype == np.uint8
         np.testing.assert_array_equal(np.concatenate(chunks) if chunks else images, images)
+    try:
+        from_bytes = idx.images_from_bytes(path.read_bytes(), "body")
+    except IdxError as exc:
+        assert str(exc).startswith("body: ")
+    else:
+        np.testing.assert_array_equal(from_bytes, images)
 
 
 @pytest.fixture(scope="module")

@@ -101,6 +101,13 @@ def _bomb() -> bytes:
     )
 
 
+def _bad_deflate() -> bytes:
+    """A gzip IDX file whose deflate stream is damaged (zlib.error inside the gzip module)."""
+    data = bytearray(gzip.compress(b"\0\0\x08\x03" + np.array([2, 28, 28], ">u4").tobytes() + bytes(range(256)) * 6))
+    data[10] ^= 0xFF
+    return bytes(data)
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "message"),
     [
@@ -117,6 +124,7 @@ def _bomb() -> bytes:
             400,
             "decompresses to more than",
         ),
+        (_bad_deflate(), "application/x-idx", 400, "request body: corrupt gzip data"),
     ],
 )
 def test_bad_requests_are_4xx_with_a_message(client, body, content_type, status, message):
@@ -209,3 +217,159 @@ def test_binds_to_loopback_by_default():
 
     host = next(p for p in serve.params if p.name == "host")
     assert host.default == "127.0.0.1"
+
+
+class _Blocking:
+    """A classifier stand-in whose `infer` waits for `release` (a stuck or very slow runtime)."""
+
+    network = "stuck"
+
+    def __init__(self, real):
+        self.real, self.release = real, threading.Event()
+
+    def infer(self, images):
+        self.release.wait(30)
+        return self.real.infer(images)
+
+
+def test_a_request_waits_at_most_its_timeout(classifiers):
+    from bnn.serve.app import Batcher, HTTPError
+
+    stuck = _Blocking(classifiers["lfcW1A1"])
+    batcher = Batcher(stuck, timeout_s=0.2)
+    images = np.zeros((1, 784), np.uint8)
+
+    async def main():
+        with pytest.raises(HTTPError, match=r"not answered within 0.2 s") as info:
+            await batcher.submit(images)
+        assert info.value.status == 503
+        stuck.release.set()  # the runtime answers again: so does the batcher
+        out = await batcher.submit(images)
+        await batcher.close()
+        return out
+
+    assert asyncio.run(main()).classes.tolist() == classifiers["lfcW1A1"].predict(images).tolist()
+
+
+def test_the_batching_task_is_supervised_and_restarted(classifiers):
+    from bnn.serve.app import Batcher, HTTPError
+
+    batcher = Batcher(classifiers["lfcW1A1"], max_wait_ms=100, timeout_s=10)
+    good = np.zeros((1, 784), np.uint8)
+
+    async def main():
+        # Rows of 784 and of 10 pixels in one batch: np.concatenate fails outside the runtime call's try.
+        replies = await asyncio.gather(
+            batcher.submit(good), batcher.submit(np.zeros((1, 10), np.uint8)), return_exceptions=True
+        )
+        after = await batcher.submit(good)
+        await batcher.close()
+        return replies, after
+
+    replies, after = asyncio.run(main())
+    for reply in replies:
+        assert isinstance(reply, HTTPError) and reply.status == 500
+        assert "the batching task failed (ValueError(" in str(reply)
+    assert batcher.restarts == 1
+    assert after.classes.tolist() == classifiers["lfcW1A1"].predict(good).tolist()
+
+
+def test_an_app_serves_through_two_lifespans(classifiers, mnist_test):
+    app = create_app(classifiers)
+    body = png(mnist_test[0][0])
+    for _ in range(2):
+        with TestClient(app) as c:
+            reply = c.post("/v1/classify", content=body, headers={"Content-Type": "image/png"})
+            assert reply.status_code == 200 and reply.json()["results"][0]["class"] == 7
+
+
+def test_a_failing_runtime_is_a_500_with_a_message(classifiers):
+    class Failing:
+        network = "lfcW1A1"
+
+        def __getattr__(self, name):
+            return getattr(classifiers["lfcW1A1"], name)
+
+        def infer(self, images):
+            raise RuntimeError("the runtime broke")
+
+    with TestClient(create_app({"lfcW1A1": Failing()})) as c:
+        reply = c.post("/v1/classify", content=png(np.zeros((28, 28), np.uint8)), headers={"Content-Type": "image/png"})
+        assert (
+            reply.status_code == 500
+            and "classification failed: RuntimeError('the runtime broke')" in reply.json()["error"]
+        )
+        assert c.get("/healthz").status_code == 200
+
+
+def _big_png(side: int = 7000) -> bytes:
+    """A colour PNG of side x side pixels (49 MP for 7000): a dark 7 on white, a few hundred KB encoded."""
+    img = Image.new("RGB", (side, side), "white")
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(img)
+    w = side // 10
+    draw.line([(side // 4, side // 5), (3 * side // 4, side // 5), (side // 2, 4 * side // 5)], fill="black", width=w)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def test_large_pictures_are_decoded_reduced_and_a_limit_applies(classifiers):
+    from bnn.formats.images import load_image
+
+    big = _big_png(4100)  # reduced by 4 to 1025 pixels before any float array
+    small = load_image(big)
+    assert small.shape == (28, 28) and small.max() > 200
+    assert classifiers["lfcW1A1"].classify_image(big) == 7
+    with TestClient(create_app(classifiers, max_pixels=4000 * 4000)) as c:
+        reply = c.post("/v1/classify", content=big, headers={"Content-Type": "image/png"})
+        assert reply.status_code == 400
+        assert "4100x4100 pixels is too large a picture (limit 16000000 pixels)" in reply.json()["error"]
+
+
+def _peak_rss(pid: int) -> int:
+    """The process' peak resident memory, bytes (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        line = next(line for line in f if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_eight_49_megapixel_pictures_at_once_stay_under_1_5_gib(original_dir):
+    port = _free_port()
+    env = {**os.environ, "BNN_PARAMS_PATH": str(original_dir.parent)}
+    cmd = [sys.executable, "-m", "bnn", "serve", "--port", str(port), "-n", "lfcW1A1"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    body = _big_png(7000)
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        replies, health = [], []
+
+        def post():
+            replies.append(
+                httpx.post(f"{url}/v1/classify", content=body, headers={"Content-Type": "image/png"}, timeout=120)
+            )
+
+        senders = [threading.Thread(target=post) for _ in range(8)]
+        for t in senders:
+            t.start()
+        while any(t.is_alive() for t in senders):
+            health.append(httpx.get(f"{url}/healthz", timeout=10).status_code)
+            time.sleep(0.2)
+        for t in senders:
+            t.join()
+        peak = _peak_rss(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert [r.status_code for r in replies] == [200] * 8
+    assert {r.json()["results"][0]["class"] for r in replies} == {7}
+    assert health and set(health) == {200}  # answered while the pictures were decoded
+    assert peak < 1.5 * 2**30, f"peak RSS {peak / 2**20:.0f} MiB"

@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _plain_mode(path, 0o666))  # mkstemp makes 0600: others could not read what we write
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -50,6 +52,7 @@ def replace_folder(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
+        os.chmod(tmp, _plain_mode(path, 0o777))  # mkdtemp makes 0700
         yield tmp
         if not path.exists():
             os.rename(tmp, path)
@@ -61,6 +64,21 @@ def replace_folder(path: str | os.PathLike) -> Iterator[Path]:
             tmp = aside
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    # The umask can only be read by setting it; set it straight back (a plain open() applies it the same way).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _plain_mode(path: Path, default: int) -> int:
+    """The mode a plain write would leave: the replaced file's own, else `default` less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return default & ~_umask()
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -20,8 +20,10 @@ from .datasets import mnist_file
 from .errors import BnnError, DownloadError
 from .formats import idx
 from .formats.folders import is_folder_dataset, labelled_pictures
+from .formats.images import MAX_PIXELS
 from .metrics import confusion_matrix
 from .paramset import DECISION_RULES, NETWORKS
+from .results import ResultWriter, result_row
 from .runtimes import RUNTIMES
 
 
@@ -104,30 +106,27 @@ def demo(data, params, download):
 
 
 def _load_inputs(paths: tuple[str, ...]):
-    """(names, images (N, 28, 28) uint8) from IDX files, image files and folders of images.
-
-    A folder's pictures are taken from it and its subfolders (a class-folder
-    dataset, so the path names each picture's class), in sorted order.
-    """
+    """(names, images (N, 28, 28) uint8) of the files `paths` name (`bnn.inputs.expand`)."""
     from .formats.folders import decode
-    from .formats.images import IMAGE_SUFFIXES, load_image
+    from .inputs import expand
 
-    names, arrays = [], []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                _fail(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder or its subfolders")
-            names += [str(f) for f in files]
-            arrays.append(decode(files, progress=len(files) > 1000, desc=path.name))
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
-            names.append(str(path))
-            arrays.append(load_image(path)[None])
-        else:
-            images = idx.read_images(path)
-            names += [f"{path}[{i}]" for i in range(len(images))]
-            arrays.append(images)
+    names, arrays, pictures = [], [], []
+
+    def flush():
+        if pictures:
+            names.extend(pictures)
+            arrays.append(decode([Path(p) for p in pictures], progress=len(pictures) > 1000))
+            pictures.clear()
+
+    for source in expand(paths):
+        if source.is_picture:
+            pictures.append(source.path)
+            continue
+        flush()
+        images = idx.read_images(source.path)
+        names += [f"{source.path}[{i}]" for i in range(len(images))]
+        arrays.append(images)
+    flush()
     return names, np.concatenate(arrays) if arrays else np.zeros((0, 28, 28), np.uint8)
 
 
@@ -175,7 +174,7 @@ def classify(paths, network, params, runtime, kernel, device, decision, as_json,
     names, images = _load_inputs(paths)
     out = clf.infer(images)
     if output:
-        with _ResultWriter(output, clf.classes, len(names)) as writer:
+        with ResultWriter(output, clf.classes, len(names)) as writer:
             writer.write(names, out.classes)
     else:
         _print_rows(clf, names, out.classes, out.scores, as_json, as_csv)
@@ -185,7 +184,7 @@ def classify(paths, network, params, runtime, kernel, device, decision, as_json,
 def _print_rows(clf, names, classes, scores, as_json: bool, as_csv: bool) -> None:
     if as_json:
         for name, c, s in zip(names, classes, scores):
-            click.echo(json.dumps({"input": name, "class": int(c), "label": clf.classes[c], "scores": s.tolist()}))
+            click.echo(json.dumps(result_row(name, c, clf.classes, s)))
     elif as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(["input", "class", "label"])
@@ -198,63 +197,14 @@ def _print_rows(clf, names, classes, scores, as_json: bool, as_csv: bool) -> Non
             click.echo(f"{name:<{width}}  {clf.classes[c]}")
 
 
-class _ResultWriter:
-    """Results streamed in input order to a temporary file beside `path`, renamed into place on close."""
-
-    def __init__(self, path: str, classes: list[str], total: int):
-        self.path, self.classes, self.done = Path(path), classes, 0
-        self.tmp = self.path.with_name(f".{self.path.name}.part")
-        if self.path.suffix == ".npy":
-            self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.int32, shape=(total,))
-            self.array[:] = -1  # what no chunk has filled stays -1
-        else:
-            self.file = open(self.tmp, "w", newline="")
-            self.csv = csv.writer(self.file)
-            self.csv.writerow(["input", "class", "label"])
-
-    def write(self, names: list[str], classes: np.ndarray) -> None:
-        if self.path.suffix == ".npy":
-            self.array[self.done : self.done + len(classes)] = classes
-        else:
-            self.csv.writerows([name, int(c), self.classes[c]] for name, c in zip(names, classes))
-        self.done += len(classes)
-
-    def skip(self, count: int) -> None:
-        """Leave `count` images (a failed chunk) out: -1 in .npy, no rows in CSV."""
-        self.done += count
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.path.suffix == ".npy":
-            self.array.flush()
-            del self.array
-        else:
-            self.file.close()
-        if exc[0] is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
-
-
 def _classify_on_cluster(clf, paths, scheduler: str, output: str | None, as_json: bool, as_csv: bool) -> None:
-    from .distributed import classify_files, make_client, plan
+    from .distributed import classify_files, classify_to_file, make_client, plan
 
     chunks = plan(paths)  # headers and listings only: nothing is loaded here
     total = sum(c.size for c in chunks)
     with make_client(scheduler) as client:
         if output:
-            with _ResultWriter(output, clf.classes, total) as writer:
-                written = {"next": 0}
-
-                def stream(index, chunk, classes, _scores):
-                    for missing in chunks[written["next"] : index]:  # failed chunks before this one
-                        writer.skip(missing.size)
-                    writer.write(chunk.names(), classes)
-                    written["next"] = index + 1
-
-                result = classify_files(client, clf, chunks, on_chunk=stream, keep=False, progress=True)
+            result = classify_to_file(client, clf, chunks, output, progress=True)
         else:
             result = classify_files(client, clf, chunks, scores=as_json, progress=True)
     if not output:
@@ -262,7 +212,7 @@ def _classify_on_cluster(clf, paths, scheduler: str, output: str | None, as_json
         names = [n for n, good in zip(result.names, ok) if good]
         scores = result.scores[ok] if result.scores is not None else np.zeros((int(ok.sum()), 0), np.int32)
         _print_rows(clf, names, result.classes[ok], scores, as_json, as_csv)
-    click.echo(f"{total} images on {scheduler} ({len(chunks)} chunks)", err=True)
+    click.echo(f"{total} images on {scheduler} ({len(chunks)} chunks; paths sent to the workers absolute)", err=True)
     if result.errors:
         _fail(
             f"{len(result.errors)} chunk(s) failed, the other results are "
@@ -591,7 +541,32 @@ def download(dataset, cache_dir, url):
 @click.option("--max-batch", default=1024, show_default=True, help="Most images gathered into one call.")
 @click.option("--max-wait-ms", default=2.0, show_default=True, help="Longest a request waits for others, ms.")
 @click.option("--max-body", default=8 << 20, show_default=True, help="Largest request body, bytes (413 above).")
-def serve(host, port, networks, params, runtime, kernel, device, no_batching, max_batch, max_wait_ms, max_body):
+@click.option(
+    "--max-pixels",
+    default=MAX_PIXELS,
+    show_default=True,
+    help="Largest picture, pixels (400 above; large ones are decoded reduced).",
+)
+@click.option("--max-connections", default=64, show_default=True, help="Connections served at once (503 above).")
+@click.option(
+    "--request-timeout", default=60.0, show_default=True, help="Longest a request waits for its classes, s (503)."
+)
+def serve(
+    host,
+    port,
+    networks,
+    params,
+    runtime,
+    kernel,
+    device,
+    no_batching,
+    max_batch,
+    max_wait_ms,
+    max_body,
+    max_pixels,
+    max_connections,
+    request_timeout,
+):
     """An HTTP service and a draw-a-digit page (needs the [serve] extra).
 
     GET / is the page; POST /v1/classify takes PNG/JPEG pictures, IDX files
@@ -608,10 +583,23 @@ def serve(host, port, networks, params, runtime, kernel, device, no_batching, ma
         n: Classifier(n, params, runtime, kernel=kernel, device=device) for n in (networks or tuple(NETWORKS))
     }
     app = create_app(
-        classifiers, batching=not no_batching, max_batch=max_batch, max_wait_ms=max_wait_ms, max_body=max_body
+        classifiers,
+        batching=not no_batching,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_body=max_body,
+        max_pixels=max_pixels,
+        request_timeout=request_timeout,
     )
     click.echo(f"serving {', '.join(classifiers)} on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        limit_concurrency=max_connections,
+        timeout_graceful_shutdown=request_timeout,
+    )
 
 
 @cli.command()

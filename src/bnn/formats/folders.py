@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BnnError
+from .idx import is_idx_images_name
 from .images import IMAGE_SUFFIXES, load_image
 
 __all__ = ["class_folders", "decode", "is_folder_dataset", "labelled_pictures"]
@@ -25,7 +26,7 @@ __all__ = ["class_folders", "decode", "is_folder_dataset", "labelled_pictures"]
 def is_folder_dataset(folder: str | os.PathLike) -> bool:
     """True when `folder` holds class subfolders (or train/ and test/) rather than IDX files."""
     folder = Path(folder)
-    if not folder.is_dir() or any(p.name.endswith(("idx3-ubyte", "idx3-ubyte.gz")) for p in folder.iterdir()):
+    if not folder.is_dir() or any(is_idx_images_name(p.name) for p in folder.iterdir()):
         return False
     return any(p.is_dir() for p in folder.iterdir())
 

@@ -22,6 +22,7 @@ import gzip
 import io
 import math
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,8 @@ __all__ = [
     "DTYPES",
     "IdxHeader",
     "images_from_bytes",
+    "is_gzip",
+    "is_idx_images_name",
     "iter_images",
     "read_header",
     "read_idx",
@@ -56,6 +59,13 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # Below this many bytes a raw file is read into memory; above, memory-mapped.
 _MMAP_THRESHOLD = 64 << 20
 _READ_BLOCK = 1 << 20
+# What a damaged gzip stream raises: OSError (bad CRC, header), EOFError (cut short), zlib.error (bad deflate data).
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)
+
+
+def is_idx_images_name(name: str) -> bool:
+    """True for a file name of IDX images by MNIST's convention (``train-images-idx3-ubyte[.gz]``)."""
+    return "idx3" in name.lower()
 
 
 class IdxHeader:
@@ -91,6 +101,13 @@ def _open(path: Path):
     return (gzip.open(path, "rb") if gz else open(path, "rb")), gz
 
 
+def is_gzip(path: str | os.PathLike) -> bool:
+    """True when the file at `path` is gzip-compressed (by its content)."""
+    f, gz = _open(Path(path))
+    f.close()
+    return gz
+
+
 def _read_upto(f, n: int, path: Path) -> bytes:
     """Read up to n bytes, growing the buffer only as data arrives (no trust in n)."""
     parts = []
@@ -102,7 +119,7 @@ def _read_upto(f, n: int, path: Path) -> bytes:
                 break
             parts.append(block)
             got += len(block)
-    except (OSError, EOFError) as exc:  # corrupt gzip stream
+    except _GZIP_ERRORS as exc:  # corrupt gzip stream
         raise IdxError(f"{path}: corrupt gzip data: {exc}") from None
     return b"".join(parts)
 
@@ -123,7 +140,7 @@ def _read_body(f, header: IdxHeader, n_bytes: int | None = None) -> bytes:
             if not n:
                 break
             got += n
-    except (OSError, EOFError) as exc:
+    except _GZIP_ERRORS as exc:
         raise IdxError(f"{header.path}: corrupt gzip data: {exc}") from None
     if got < n_bytes:
         raise IdxError(_truncated(header, header.offset + f.tell()))
@@ -213,7 +230,7 @@ def _check_gzip_end(f, header: IdxHeader) -> None:
     """Reading past the body checks the gzip CRC and that nothing follows the body."""
     try:
         extra = f.read(1)
-    except (OSError, EOFError) as exc:
+    except _GZIP_ERRORS as exc:
         raise IdxError(f"{header.path}: corrupt gzip data: {exc}") from None
     if extra:
         raise IdxError(f"{header.path}: has data after the {header.nbytes} bytes its header declares")
@@ -287,7 +304,7 @@ def iter_images(
             _check_raw_size(header, path.stat().st_size)
             f.seek(header.offset + start * pixels)
         else:
-            f.seek(header.offset)
+            _read_body(f, header, header.offset)  # past the header (a gzip stream cannot seek without reading)
             for skip in range(0, start, chunk_size):
                 _read_body(f, header, min(chunk_size, start - skip) * pixels)
         for first in range(start, stop, chunk_size):
@@ -308,7 +325,7 @@ def images_from_bytes(data: bytes, name: str = "IDX data", *, max_bytes: int = 1
         stream = gzip.GzipFile(fileobj=io.BytesIO(data))
         try:
             data = stream.read(max_bytes + 1)
-        except (OSError, EOFError) as exc:
+        except _GZIP_ERRORS as exc:
             raise IdxError(f"{name}: corrupt gzip data: {exc}") from None
         if len(data) > max_bytes:
             raise IdxError(f"{name}: decompresses to more than {max_bytes} bytes")

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ImageError, MissingExtraError
 
-__all__ = ["IMAGE_SUFFIXES", "PREPROCESSING", "load_image", "to_mnist"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "PREPROCESSING", "load_image", "to_mnist"]
 
 #: Names the preprocessing `load_image` applies; recorded in sets trained on pictures, so that
 #: whoever classifies with them knows what their inputs went through.
@@ -30,7 +30,10 @@ PREPROCESSING = "bnn.formats.images.load_image: grayscale, light on dark, croppe
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 # Pixels brighter than this fraction of the brightest one belong to the digit's box.
 _INK = 0.25
-_LIMIT = 50_000_000  # pixels; larger pictures are refused (decompression bombs)
+#: Pixels of the largest picture `load_image` decodes (larger ones are refused: decompression bombs).
+MAX_PIXELS = 50_000_000
+# Pictures with a longer side above this are decoded reduced to a side between _REDUCED and 2 * _REDUCED - 1.
+_REDUCED = 1024
 
 
 def _pil():
@@ -41,10 +44,16 @@ def _pil():
     return Image
 
 
-def load_image(image, *, preprocess: bool = True, name: str | None = None) -> np.ndarray:
+def load_image(image, *, preprocess: bool = True, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A picture (path, encoded bytes, PIL image or 2-D array) as a (28, 28) uint8 MNIST-style digit.
 
-    `name` is what error messages call the picture (default: its path, or "image").
+    `name` is what error messages call the picture (default: its path, or
+    "image"). A file or bytes of more than `max_pixels` pixels is refused
+    before it is decoded; one with a side over 2,048 pixels is decoded
+    reduced (JPEG by DCT scaling, others by integer box reduction) to a
+    longer side of 1,024 to 2,047 pixels before any float array exists, so
+    memory stays near the decoded picture itself (1 byte a pixel in
+    grayscale, 3-4 in colour) whatever its size.
     """
     Image = _pil()
     if isinstance(image, (str, os.PathLike, bytes)):
@@ -52,9 +61,11 @@ def load_image(image, *, preprocess: bool = True, name: str | None = None) -> np
         source = io.BytesIO(image) if isinstance(image, bytes) else path
         try:
             with Image.open(source) as img:
-                if img.width * img.height > _LIMIT:
-                    raise ImageError(f"{path}: {img.width}x{img.height} pixels is too large a picture")
-                gray = np.asarray(img.convert("L"), dtype=np.float64)
+                if img.width * img.height > max_pixels:
+                    raise ImageError(
+                        f"{path}: {img.width}x{img.height} pixels is too large a picture (limit {max_pixels} pixels)"
+                    )
+                gray = np.asarray(_reduced(img).convert("L"), dtype=np.float64)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             if isinstance(exc, (FileNotFoundError, ImageError)):
                 raise
@@ -71,6 +82,18 @@ def load_image(image, *, preprocess: bool = True, name: str | None = None) -> np
         if arr.dtype != np.uint8 and gray.max() <= 1.0:
             gray = gray * 255
     return to_mnist(gray) if preprocess else _exact_28(gray)
+
+
+def _reduced(img):
+    """`img` decoded at a longer side under 2 * _REDUCED: the digit ends 20 pixels tall, so detail is not lost."""
+    factor = max(img.size) // _REDUCED
+    if factor < 2:
+        return img
+    img.draft(None, (img.width // factor, img.height // factor))  # JPEG: decoded at 1/2, 1/4 or 1/8 scale
+    factor = max(img.size) // _REDUCED
+    if img.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):  # what reduce() takes; palettes, 1-bit, CMYK are not
+        img = img.convert("L")  # what load_image makes of it anyway
+    return img.reduce(factor) if factor >= 2 else img
 
 
 def _exact_28(gray: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -29,7 +30,8 @@ from starlette.routing import Route
 
 from ..errors import BnnError
 from ..formats import idx
-from ..formats.images import load_image
+from ..formats.images import MAX_PIXELS, load_image
+from ..results import result_row
 from .openapi import OPENAPI, docs_page
 
 __all__ = ["Batcher", "create_app"]
@@ -49,33 +51,71 @@ class Batcher:
 
     `submit` waits for its own rows; a batch closes at `max_batch` images or
     `max_wait_ms` after its first request, whichever comes first. With
-    ``max_batch=0`` each request is its own call (no batching).
+    ``max_batch=0`` each request is its own call (no batching). A request
+    not answered within `timeout_s` seconds gets a 503.
+
+    The gathering task is supervised: if it ever ends by an error (a bug,
+    not a classifier error, which only fails its own batch), the requests it
+    held and those queued get a 500 saying so, and a new task takes over.
+    The worker thread and the queue belong to one event loop: `close` ends
+    them and the next `submit` starts new ones, so an app can go through
+    several lifespans (or test clients).
     """
 
-    def __init__(self, classifier, *, max_batch: int = 1024, max_wait_ms: float = 2.0):
+    def __init__(self, classifier, *, max_batch: int = 1024, max_wait_ms: float = 2.0, timeout_s: float = 60.0):
         self.classifier = classifier
-        self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"bnn-{classifier.network}")
+        self.max_batch, self.max_wait, self.timeout = max_batch, max_wait_ms / 1000, timeout_s
+        self.executor: ThreadPoolExecutor | None = None
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
+        self._taken: list = []  # the items of the batch being gathered or run
         self.calls = 0  # runtime calls made: fewer than requests when batching works
+        self.restarts = 0  # gathering tasks that died and were replaced
 
     async def submit(self, images: np.ndarray):
         loop = asyncio.get_running_loop()
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"bnn-{self.classifier.network}")
         if self.max_batch <= 0:
             self.calls += 1
-            return await loop.run_in_executor(self.executor, self.classifier.infer, images)
-        if self.task is None:
-            self.queue = asyncio.Queue()
-            self.task = asyncio.create_task(self._gather())
-        done = loop.create_future()
-        await self.queue.put((images, done))
-        return await done
+            work = loop.run_in_executor(self.executor, self.classifier.infer, images)
+        else:
+            if self.task is None:
+                self.queue = asyncio.Queue()
+                self._spawn()
+            work = loop.create_future()
+            self.queue.put_nowait((images, work))
+        try:
+            # shield: a timed-out request leaves its batch running for the others
+            return await asyncio.wait_for(asyncio.shield(work), self.timeout)
+        except asyncio.TimeoutError:
+            work.cancel()
+            raise HTTPError(503, f"not answered within {self.timeout:g} s (the server is overloaded)") from None
+
+    def _spawn(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._gather())
+        self.task.add_done_callback(self._supervise)
+
+    def _supervise(self, task: asyncio.Task) -> None:
+        """Runs when the gathering task ends: on an error, fail what it held and start a new one."""
+        if task.cancelled() or self.task is not task:
+            return
+        exc = task.exception()
+        failure = HTTPError(500, f"the batching task failed ({exc!r}); this request was not classified")
+        pending = self._taken
+        while self.queue is not None and not self.queue.empty():
+            pending.append(self.queue.get_nowait())
+        for _, done in pending:
+            if not done.done():
+                done.set_exception(failure)
+        self._taken = []
+        self.restarts += 1
+        self._spawn()
 
     async def _gather(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            items = [await self.queue.get()]
+            self._taken = items = [await self.queue.get()]
             count, deadline = len(items[0][0]), loop.time() + self.max_wait
             while count < self.max_batch:
                 timeout = deadline - loop.time()
@@ -87,6 +127,9 @@ class Batcher:
                     break
                 items.append(item)
                 count += len(item[0])
+            items[:] = [item for item in items if not item[1].done()]  # drop requests that timed out meanwhile
+            if not items:
+                continue
             batch = np.concatenate([images for images, _ in items])
             self.calls += 1
             try:
@@ -102,11 +145,18 @@ class Batcher:
                 start += len(images)
                 if not done.done():  # a client that went away cancelled its future
                     done.set_result(type(out)(out.classes[part], out.scores[part], out.bits[part]))
+            self._taken = []
 
     async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-        self.executor.shutdown(wait=True)
+        """End the gathering task and the worker thread (after the batch it runs)."""
+        task, self.task, self.queue = self.task, None, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+            self.executor = None
 
 
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
@@ -131,13 +181,15 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-def _decode(data: bytes, content_type: str, name: str, max_images: int) -> tuple[list[str], np.ndarray]:
+def _decode(
+    data: bytes, content_type: str, name: str, max_images: int, max_pixels: int
+) -> tuple[list[str], np.ndarray]:
     """(names, (N, 784) uint8 images) of one body or uploaded file; HTTPError 4xx when it is not usable."""
     if not data:
         raise HTTPError(400, f"{name}: empty body (send a PNG or JPEG picture, or an IDX file)")
     try:
         if content_type in IMAGE_TYPES:
-            return [name], load_image(data, name=name).reshape(1, 784)
+            return [name], load_image(data, name=name, max_pixels=max_pixels).reshape(1, 784)
         if content_type in IDX_TYPES:
             images = idx.images_from_bytes(data, name, max_bytes=max_images * 784 + 1024)
             if len(images) > max_images:
@@ -158,12 +210,30 @@ def create_app(
     max_body: int = 8 << 20,
     max_images: int = 10000,
     body_timeout: float = 10.0,
+    max_pixels: int = MAX_PIXELS,
+    decoders: int | None = None,
+    request_timeout: float = 60.0,
 ) -> Starlette:
-    """The service over `classifiers` (network name -> `bnn.Classifier`, the first is the default)."""
+    """The service over `classifiers` (network name -> `bnn.Classifier`, the first is the default).
+
+    Memory per request is bounded: a body by `max_body` bytes, a picture by
+    `max_pixels` (refused above, decoded reduced when large), and at most
+    `decoders` pictures (default: the number of cores) are decoded at once,
+    the others wait their turn. A request waits at most `request_timeout`
+    seconds for its classes (503 after). The number of connections is the
+    ASGI server's to bound (`bnn serve --max-connections`).
+    """
     batchers = {
-        name: Batcher(clf, max_batch=max_batch if batching else 0, max_wait_ms=max_wait_ms)
+        name: Batcher(clf, max_batch=max_batch if batching else 0, max_wait_ms=max_wait_ms, timeout_s=request_timeout)
         for name, clf in classifiers.items()
     }
+    decoding = asyncio.Semaphore(decoders or os.cpu_count() or 1)
+
+    async def decode(data: bytes, content_type: str, name: str) -> tuple[list[str], np.ndarray]:
+        # On a worker thread (a picture takes ~1 ms, a 49 MP one ~1 s): the event loop keeps serving the others.
+        async with decoding:
+            return await asyncio.to_thread(_decode, data, content_type, name, max_images, max_pixels)
+
     default = next(iter(classifiers))
     page = (resources.files("bnn.serve") / "static" / "index.html").read_text(encoding="utf-8")
 
@@ -224,7 +294,7 @@ def create_app(
                     if total > max_body:
                         raise HTTPError(413, f"request body is over the limit of {max_body} bytes")
                     kind = (upload.content_type or "").split(";")[0].strip().lower()
-                    n, a = await asyncio.to_thread(_decode, data, kind, upload.filename or "upload", max_images)
+                    n, a = await decode(data, kind, upload.filename or "upload")
                     names += n
                     arrays.append(a)
             finally:
@@ -232,17 +302,18 @@ def create_app(
             images = np.concatenate(arrays)
         else:
             data = await _read_body(request, max_body, body_timeout)
-            # Decoding a picture (~1 ms) runs on a worker thread: the event loop keeps serving the others.
-            names, images = await asyncio.to_thread(_decode, data, content_type, "request body", max_images)
-        out = await batchers[model].submit(images)
+            names, images = await decode(data, content_type, "request body")
+        try:
+            out = await batchers[model].submit(images)
+        except HTTPError:
+            raise
+        except Exception as exc:  # the runtime failed: say so, the service goes on
+            raise HTTPError(500, f"classification failed: {exc!r}") from None
         clf = classifiers[model]
         return JSONResponse(
             {
                 "model": model,
-                "results": [
-                    {"input": name, "class": int(c), "label": clf.classes[c], "scores": s.tolist()}
-                    for name, c, s in zip(names, out.classes, out.scores)
-                ],
+                "results": [result_row(n, c, clf.classes, s) for n, c, s in zip(names, out.classes, out.scores)],
                 "ms": round(1000 * (time.perf_counter() - started), 3),
             }
         )
