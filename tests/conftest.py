@@ -64,16 +64,43 @@ def original(request, original_dir):
     return bnn.params.read_params(original_dir / request.param)
 
 
-def runtime_ids() -> list[tuple[str, str | None]]:
-    """(runtime, option) for every runtime here: ("reference", None), ("native", kernel) for every kernel
-    this CPU runs, ("torch", device) for the CPU and, where torch sees one, the CUDA GPU."""
+#: Why a kernel may not run here, by kernel (the CPU lacks its instructions).
+_KERNEL_NEEDS = {
+    "avx512": "AVX-512 F/BW/VPOPCNTDQ",
+    "avx512-bitslice": "AVX-512 F/BW",
+    "avx2": "AVX2",
+    "avx2-bitslice": "AVX2",
+    "neon": "NEON (an aarch64 CPU; tools/check_arm.sh runs it under qemu: test_native_arm.py)",
+}
+
+
+def kernel_param(kernel: str):
+    """A pytest param of a native kernel, skipped with the reason where this machine cannot run it."""
+    why = None
+    if not native.is_available():
+        why = "the native extension is not built"
+    elif kernel not in native.available_kernels():
+        why = f"this CPU lacks {_KERNEL_NEEDS.get(kernel, 'what the kernel needs')}"
+    return pytest.param(kernel, id=kernel, marks=[pytest.mark.skip(reason=why)] if why else [])
+
+
+def runtime_ids() -> list:
+    """pytest params (runtime, option) for every runtime: ("reference", None), ("native", kernel) for
+    every kernel the package has, ("torch", "cpu") and ("torch", "cuda"). Those this machine cannot
+    run are skipped with the reason, so that ``pytest -ra`` lists what did not run."""
     if not native.is_available() and (IN_CI or os.environ.get("BNN_REQUIRE_NATIVE")):
         raise RuntimeError("the native extension is not built, but CI requires it")
-    ids = [("reference", None)] + [("native", k) for k in native.available_kernels()]
-    if TORCH is not None:
-        ids.append(("torch", "cpu"))
-        if TORCH.cuda.is_available():
-            ids.append(("torch", "cuda"))
+    ids = [pytest.param("reference", None, id="reference")]
+    ids += [pytest.param("native", *kernel_param(k).values, id=k, marks=kernel_param(k).marks) for k in native.KERNELS]
+    for device in ("cpu", "cuda"):
+        why = None
+        if TORCH is None:
+            why = "torch is not installed"
+        elif device == "cuda" and not TORCH.cuda.is_available():
+            why = "no CUDA GPU here (torch.cuda.is_available() is False)"
+        ids.append(
+            pytest.param("torch", device, id=f"torch-{device}", marks=[pytest.mark.skip(reason=why)] if why else [])
+        )
     return ids
 
 
@@ -82,7 +109,7 @@ def options(name: str, option: str | None) -> dict:
     return {"native": {"kernel": option}, "torch": {"device": option}}.get(name, {})
 
 
-@pytest.fixture(params=runtime_ids(), ids=lambda r: r[1] or r[0])
+@pytest.fixture(params=[pytest.param((p.values[0], p.values[1]), id=p.id, marks=p.marks) for p in runtime_ids()])
 def runtime(request):
     """(runtime name, kernel or device) for every runtime, kernel and device."""
     return request.param

@@ -11,8 +11,8 @@ import bnn
 from bnn.errors import ImageError, ParamsNotFoundError, UnknownNameError
 
 TIMING = re.compile(
-    r"^Inference took \d+\.\d\d microseconds, \d+\.\d\d usec per image\n"
-    r"Classification rate: \d+\.\d\d images per second\n$"
+    r"^Inference took (?P<total>\d+\.\d\d) microseconds, (?P<per>\d+\.\d\d) usec per image\n"
+    r"Classification rate: (?P<rate>\d+\.\d\d) images per second\n$"
 )
 
 
@@ -31,8 +31,11 @@ def test_notebook_flow(original_path, capsys, network, correct, runtime):
     result = clf.classify_mnists(str(original_path.parents[1] / "mnist" / "t10k-images-idx3-ubyte.gz"))
     assert isinstance(result, np.ndarray) and result.dtype == np.int32 and result.shape == (10000,)
     assert int((result == labels).sum()) == correct
-    assert TIMING.match(capsys.readouterr().out)
-    assert clf.usecPerImage > 0
+    timing = TIMING.match(capsys.readouterr().out)
+    # The lines say what usecPerImage holds: the whole call's time over 10,000 images, and its inverse.
+    assert float(timing["per"]) == pytest.approx(clf.usecPerImage, abs=0.006) and clf.usecPerImage > 0
+    assert float(timing["total"]) == pytest.approx(10000 * clf.usecPerImage, rel=1e-3, abs=0.01)
+    assert float(timing["rate"]) == pytest.approx(1e6 / clf.usecPerImage, rel=1e-3)
     assert clf.runtime == (
         "native" if runtime == bnn.RUNTIME_HW and bnn.runtimes.native.is_available() else "reference"
     )

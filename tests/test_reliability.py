@@ -39,8 +39,9 @@ def test_idx_random_bytes(tmp_path, data, compress):
         arr = idx.read_idx(path)
     except IdxError as exc:
         assert str(path) in str(exc)
-    else:
-        assert isinstance(arr, np.ndarray)
+    else:  # a file that reads is a whole IDX file: written back, it is the same bytes
+        again = idx.write_idx(tmp_path / "again", arr)
+        assert again.read_bytes() == data
 
 
 @FUZZ
@@ -234,7 +235,7 @@ def _rss_mib() -> float:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
-@pytest.mark.parametrize(("name", "kernel"), runtime_ids()[:2])
+@pytest.mark.parametrize(("name", "kernel"), [("reference", None), ("native", None)])  # None: the default kernel
 def test_repeated_calls_do_not_grow_memory(original, mnist_test, name, kernel):
     clf = bnn.Classifier(original.network, original, name, **options(name, kernel))
     images = mnist_test[0][:4]

@@ -69,8 +69,11 @@ def test_held_out_split_is_stratified_and_recorded(tmp_path):
     assert all(abs(c - 0.25 * SIZES[name]) <= 1 for c, name in zip(counts, ds.classes))
     assert "stratified 25%" in ds.test_source and len(ds.test_files) == len(ds.test_y)
     # Training sees exactly what classify_image sees: the same preprocessing function.
-    first = sorted((root / "bar").iterdir())[0]
-    assert any((img == load_image(first)).all() for img in ds.train_x[ds.train_y == 0]) or str(first) in ds.test_files
+    bar = ds.classes.index("bar")
+    for picture in sorted((root / "bar").iterdir()):
+        held = str(picture) in ds.test_files
+        pool = ds.test_x[ds.test_y == bar] if held else ds.train_x[ds.train_y == bar]
+        assert any((img == load_image(picture)).all() for img in pool), picture
 
 
 @pytest.mark.parametrize(
