@@ -17,11 +17,11 @@ import time
 
 import numpy as np
 
-from bnn.bench import FPGA_IMAGES_PER_S
 from bnn.classifier import Classifier
 from bnn.datasets import mnist_file
 from bnn.formats import idx
 from bnn.info import cpu_name
+from bnn.original import fpga_rate
 from bnn.params import find_params, read_params
 from bnn.runtimes import native
 
@@ -65,7 +65,7 @@ def main() -> None:
             fast_rate = statistics.median(fasts)
             print(
                 f"| {network} | {t} | {statistics.median(bounds):,.0f} | {statistics.median(slows):,.0f} | "
-                f"{fast_rate:,.0f} | {of_bound:.2f} | {of_lookup:.2f} | {fast_rate / FPGA_IMAGES_PER_S:.2f}x |",
+                f"{fast_rate:,.0f} | {of_bound:.2f} | {of_lookup:.2f} | {fast_rate / fpga_rate(network):.2f}x |",
                 flush=True,
             )
 

@@ -4,23 +4,26 @@
     >>> clf = bnn.LfcClassifier(bnn.NETWORK_LFCW1A1, "mnist", bnn.RUNTIME_HW)
     >>> clf.classify_mnists("t10k-images-idx3-ubyte.gz")
 
-The layout, bottom up (imports only point down; tests/test_layout.py checks):
+The layout, bottom up: a module imports only modules of its own level or
+below (tests/test_layout.py checks the levels, and that there is no cycle):
 
-- `bnn.bits` (bit conventions and the arithmetic's rules), `bnn.errors`,
-  `bnn.paramset` (the data model of a parameter set), `bnn.metrics`;
-- `bnn.formats`: `idx` (IDX files), `images` (pictures), `folders`
-  (labelled picture folders), `pynq` (BNN-PYNQ parameter folders);
-  `bnn.params` finds sets by name; `bnn.datasets` fetches MNIST;
-- `bnn.runtimes`: `reference` (numpy, the specification), `native` (C++
-  kernels), `torch` (any torch device), one `Runtime` protocol and one factory;
-- `bnn.classifier` (`Classifier`), `bnn.compat` (the original's API),
-  `bnn.train` (PyTorch training and exact export);
-- applications: `bnn.cli`, `bnn.bench`, `bnn.plot`, `bnn.distributed`
-  (Dask), `bnn.serve` (the HTTP service).
+0. leaves: `bnn.bits` (bit conventions and the arithmetic's rules),
+   `bnn.errors`, `bnn.metrics`, `bnn.original` (the original's figures),
+   `bnn.results` (result rows and files), `bnn.runtimes.base`;
+1. the model: `bnn.paramset` (a parameter set), `bnn.thresholding`;
+2. files: `bnn.formats` (`idx`, `images`, `folders`, `pynq`, `qonnx`),
+   `bnn.params` (sets by name), `bnn.datasets` (MNIST), `bnn.inputs`;
+3. `bnn.runtimes`: `reference` (numpy, the specification), `native` (C++
+   kernels), `torch` (any torch device), one protocol and one factory;
+4. the library: `bnn.classifier` (`Classifier`), `bnn.compat` (the
+   original's API), `bnn.info`, `bnn.plot`, `bnn.train`;
+5. applications: `bnn.cli`, `bnn.bench`, `bnn.distributed` (Dask),
+   `bnn.serve` (the HTTP service).
 """
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from . import errors, params
@@ -34,8 +37,15 @@ from .compat import (
     LfcClassifier,
     available_params,
 )
-from .formats import idx
+from .formats import idx, images
 from .info import runtime_info
+from .runtimes import native, reference
+
+# Where these modules were before they moved into bnn.formats and bnn.runtimes: `import bnn.idx`,
+# `from bnn.native import ...` keep working, as the same module objects (no copies).
+for _old, _module in {"idx": idx, "images": images, "native": native, "reference": reference}.items():
+    sys.modules[f"{__name__}.{_old}"] = _module
+del _old, _module
 
 try:
     __version__ = version("bitexact-bnn")

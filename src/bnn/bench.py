@@ -26,15 +26,13 @@ from .classifier import Classifier
 from .datasets import mnist_file
 from .formats import idx
 from .info import cpu_name
+from .original import ORIGINAL, fpga_rate
 from .params import NETWORKS, find_params, read_params
-from .plot import ORIGINAL_USEC_PER_IMAGE
 from .runtimes import native
 from .runtimes.reference import ReferenceRuntime
 from .runtimes.torch import available_devices, torch_threads
 
 __all__ = ["BenchResult", "run_benchmarks"]
-
-FPGA_IMAGES_PER_S = 356_633.39
 
 
 def _median_rate(fn: Callable[[], object], n_images: int, runs: int) -> tuple[float, list[float]]:
@@ -209,7 +207,7 @@ def _report(rows, latency, bounds, threads, runs, params_dir, memory: str) -> st
         vs_torch = f"{rate / torch_rate[network]:.1f}x" if network in torch_rate else "-"
         lines.append(
             f"| {network} | {runtime} | {kernel} | {t} | {rate:,.0f} | {1e6 / rate:.3f} | "
-            f"{rate / FPGA_IMAGES_PER_S:.2f}x | {vs_torch} | {'yes' if exact else 'NO' if exact is False else '-'} | "
+            f"{rate / fpga_rate(network):.2f}x | {vs_torch} | {'yes' if exact else 'NO' if exact is False else '-'} | "
             + (f"{b:,.0f} | {rate / b:.0%} |" if (b := bounds.get((network, kernel, t))) else "- | - |")
             + (
                 f" {rate / lb:.0%} |"
@@ -227,9 +225,12 @@ def _report(rows, latency, bounds, threads, runs, params_dir, memory: str) -> st
         "| network | runtime | us/image | images/s |",
         "|---|---|---:|---:|",
     ]
-    for (network, runtime), us in ORIGINAL_USEC_PER_IMAGE.items():
-        rate = FPGA_IMAGES_PER_S if "FPGA" in runtime else 1e6 / us  # the notebook's own rate, not 1/2.80 us
-        lines.append(f"| {network} | {runtime} | {us:,.2f} | {rate:,.2f} |")
+    networks = {row[0] for row in rows}
+    for figure in ORIGINAL:
+        if figure.network in networks:
+            lines.append(
+                f"| {figure.network} | {figure.runtime} | {figure.usec_per_image:,.2f} | {figure.images_per_s:,.2f} |"
+            )
     if memory:
         lines += [
             "",

@@ -47,6 +47,7 @@ __all__ = [
     "decide",
     "dot_thresholds",
     "input_values",
+    "last_layer_thresholds",
     "pixel_values",
 ]
 
@@ -95,6 +96,16 @@ def accumulator_thresholds(dot_thresholds: np.ndarray, mw: int, activation_bits:
     W1A1: dot > t  <=>  (dot + mw) / 2 > floor((t + mw) / 2), since dot + mw is even.
     """
     return np.floor_divide(dot_thresholds + mw, 2) if activation_bits == 1 else dot_thresholds
+
+
+def last_layer_thresholds(rows: int, mw: int, activation_bits: int) -> np.ndarray:
+    """(rows, 1) int64 thresholds of a last layer whose output bit is ``dot > 0``.
+
+    The bits serve the highest-bit rule only (argmax reads the
+    accumulators); training export and QONNX import both give their last
+    layer these.
+    """
+    return np.full((rows, 1), accumulator_thresholds(0, mw, activation_bits), dtype=np.int64)
 
 
 def activate(acc, thresholds):

@@ -145,13 +145,27 @@ class Classifier:
         """Class index of each image, (N,) int32 (a tensor on the device with `as_tensors`).
 
         A dask array of images gives a lazy dask array of classes, one task per
-        block, this classifier sent once to each worker (`bnn.distributed`).
+        block, this classifier sent once to each worker.
         """
         if type(images).__module__.startswith("dask."):
-            from .distributed import predict_dask
-
-            return predict_dask(self, images)
+            return self._predict_dask(images)
         return self._infer(images, scores=False, as_tensors=as_tensors).classes
+
+    def _predict_dask(self, images):
+        """A lazy dask array of classes (N,) int32 for a dask array (N, 28, 28) or (N, 784) of uint8.
+
+        One task per block of images; this classifier is one node of the
+        graph, so each worker receives (and builds) it once.
+        """
+        import dask
+
+        if images.dtype != np.uint8 or images.ndim not in (2, 3):
+            raise ImageError(f"dask images: expected uint8 (N, 28, 28) or (N, 784), got {images.dtype} {images.shape}")
+        images = images.rechunk({i: -1 for i in range(1, images.ndim)})
+        node = dask.delayed(self, traverse=False)
+        return images.map_blocks(
+            _predict_block, node, drop_axis=list(range(1, images.ndim)), dtype=np.int32, meta=np.zeros(0, np.int32)
+        )
 
     def _infer(self, images, *, scores: bool, as_tensors: bool) -> Outputs:
         on_device = hasattr(self._runtime, "run_tensor")  # the torch runtime
@@ -251,3 +265,8 @@ class Classifier:
             f"<{type(self).__name__} {self.network} params={source} runtime={self.runtime} "
             f"kernel={self.kernel} threads={threads} decision={self.decision} classes={len(self.classes)}>"
         )
+
+
+def _predict_block(block: np.ndarray, classifier: Classifier) -> np.ndarray:
+    """One dask block's classes (a module-level function: tasks are pickled by reference)."""
+    return classifier.predict(np.ascontiguousarray(block.reshape(len(block), PIXELS)))

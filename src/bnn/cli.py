@@ -607,7 +607,7 @@ def info():
     """The native runtime, kernels and CPU this installation runs on."""
     from .info import runtime_info
 
-    for key, value in runtime_info().items():
+    for key, value in runtime_info(devices=True).items():
         click.echo(f"{key}: {value}")
 
 

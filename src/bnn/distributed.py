@@ -1,7 +1,7 @@
 """Classify datasets bigger than one machine on a Dask cluster (``pip install 'bitexact-bnn[dask]'``).
 
-(`classifier` arguments are `bnn.Classifier` objects; this module does not
-import it: the classifier imports this one, lazily, to take dask arrays.)
+(`classifier` arguments are `bnn.Classifier` objects. A dask array of images
+needs none of this: `Classifier.predict` takes it and returns a lazy one.)
 
 The client only plans: it expands the paths (`bnn.inputs`, as one process
 does), reads the IDX headers, and cuts the work into chunks: a raw IDX file
@@ -26,9 +26,6 @@ error names the file and the image range.
     >>> with Client("tcp://scheduler:8786") as client:
     ...     result = classify_files(client, clf, ["shard-000-idx3-ubyte", "photos/"])
     >>> result.classes, result.names, result.errors
-
-`Classifier.predict` also takes a dask array and returns a lazy one
-(`predict_dask`).
 """
 
 from __future__ import annotations
@@ -54,7 +51,6 @@ __all__ = [
     "local_workers",
     "make_client",
     "plan",
-    "predict_dask",
 ]
 
 #: Images per chunk of a raw IDX file, and per piece a task reads at once:
@@ -343,24 +339,3 @@ def make_client(scheduler: str):
         cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
         return distributed.Client(cluster)
     return distributed.Client(scheduler)
-
-
-def _predict_block(block: np.ndarray, classifier) -> np.ndarray:
-    return classifier.predict(np.ascontiguousarray(block.reshape(len(block), 784)))
-
-
-def predict_dask(classifier, images):
-    """A lazy dask array of classes (N,) int32 for a dask array (N, 28, 28) or (N, 784) of uint8.
-
-    One task per block of images; the classifier is one node of the graph,
-    so each worker receives (and builds) it once.
-    """
-    import dask
-
-    if images.dtype != np.uint8 or images.ndim not in (2, 3):
-        raise BnnError(f"dask images: expected uint8 (N, 28, 28) or (N, 784), got {images.dtype} {images.shape}")
-    images = images.rechunk({i: -1 for i in range(1, images.ndim)})
-    node = dask.delayed(classifier, traverse=False)
-    return images.map_blocks(
-        _predict_block, node, drop_axis=list(range(1, images.ndim)), dtype=np.int32, meta=np.zeros(0, np.int32)
-    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from importlib.metadata import PackageNotFoundError, version
 
 from .runtimes import native, requested_kernel
 
@@ -21,9 +22,10 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def runtime_info() -> dict:
+def runtime_info(*, devices: bool = False) -> dict:
     """A dict: native (built?), kernels (fastest first), default_kernel (BNN_KERNEL honoured), threads, cpu,
-    and torch: its version and the devices the torch runtime can use ("not installed" without it)."""
+    machine, and torch: its version ("not installed" without it). torch is not imported (it takes
+    seconds) unless `devices` asks for the devices the torch runtime can use."""
     kernels = native.available_kernels()
     return {
         "native": native.is_available(),
@@ -32,8 +34,15 @@ def runtime_info() -> dict:
         "threads": native.default_threads(),
         "cpu": cpu_name(),
         "machine": platform.machine(),
-        "torch": _torch_devices(),
+        "torch": _torch_devices() if devices else _torch_version(),
     }
+
+
+def _torch_version() -> str:
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return "not installed (the torch runtime needs it)"
 
 
 def _torch_devices() -> str:

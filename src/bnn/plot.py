@@ -14,16 +14,9 @@ import numpy as np
 
 from ._atomic import atomic_write
 from .errors import MissingExtraError
+from .original import ORIGINAL
 
-__all__ = ["ORIGINAL_USEC_PER_IMAGE", "confusion_matrix", "misclassified_grid", "time_per_image", "training_curves"]
-
-#: The original notebook's figures on a PYNQ-Z1 board, us per image.
-ORIGINAL_USEC_PER_IMAGE = {
-    ("lfcW1A1", "PYNQ FPGA"): 2.80,
-    ("lfcW1A2", "PYNQ FPGA"): 2.80,
-    ("lfcW1A1", "PYNQ ARM (software)"): 17189.20,
-    ("lfcW1A2", "PYNQ ARM (software)"): 128274.80,
-}
+__all__ = ["confusion_matrix", "misclassified_grid", "time_per_image", "training_curves"]
 
 
 def _figure(**kwargs):
@@ -46,7 +39,7 @@ def _save(fig, path: str | os.PathLike) -> Path:
 
 def time_per_image(ours: dict[tuple[str, str], float], path, *, include_original: bool = True) -> Path:
     """Bar chart, log scale: us per image for each (network, runtime), beside the original's figures."""
-    data = dict(ORIGINAL_USEC_PER_IMAGE) if include_original else {}
+    data = {(f.network, f.runtime): f.usec_per_image for f in ORIGINAL} if include_original else {}
     data.update(ours)
     networks = sorted({n for n, _ in data})
     runtimes = list(dict.fromkeys(r for _, r in data))

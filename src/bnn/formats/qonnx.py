@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_write
-from ..bits import PIXEL_THRESHOLD, accumulator_thresholds, accumulators
+from ..bits import PIXEL_THRESHOLD, accumulator_thresholds, accumulators, last_layer_thresholds
 from ..errors import MissingExtraError, ParamsError
-from ..folding import fold_steps
 from ..paramset import PIXELS, Layer, ParamSet, network_with_bits
+from ..thresholding import fold_steps
 
 __all__ = ["QONNX_DOMAIN", "read_qonnx", "to_qonnx", "write_qonnx"]
 
@@ -317,7 +317,7 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
     BatchNormalization, and a BipolarQuant or 2-bit Quant; the last layer's
     output (after an optional per-tensor TensorNorm, and TopK) is its score.
     Each hidden layer's float function is evaluated at every reachable dot
-    product and folded into thresholds (`bnn.folding`); a negative scale
+    product and folded into thresholds (`bnn.thresholding`); a negative scale
     flips the neuron, and for the last layer the rows (argmax of a falling
     function is an argmin). The set decides by argmax, unless it is our export with
     its record intact (see the module docstring). ParamsError names the
@@ -499,7 +499,7 @@ def _assemble(layers, classes, meta, path, input_scale, pixel_thresholds) -> Par
     last = np.zeros((rows, mw), dtype=np.uint8)
     last[:n_classes] = w
     # Output bits: dot > 0 (they serve only the highest-bit rule; these sets decide by argmax).
-    t = np.full((rows, 1), accumulator_thresholds(0, mw, bits), dtype=np.int64)
+    t = last_layer_thresholds(rows, mw, bits)
     out.append(Layer(last, t, pe=_fold_width(rows), simd=_fold_width(mw)))
     decision, newline, final_newline = "argmax", "\n", True
     recorded = _recorded_layers(meta, out, layers, bits)

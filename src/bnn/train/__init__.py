@@ -34,7 +34,7 @@ except ImportError:
     raise MissingExtraError("training needs PyTorch: pip install torch==2.13.0 'bitexact-bnn[train]'") from None
 
 from .data import load_dataset, split_validation
-from .folding import export_params, import_params
+from .export import export_params, import_params
 from .loop import TrainConfig, TrainResult, export_run, train
 from .model import LFC, pixels_to_inputs
 

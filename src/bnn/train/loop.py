@@ -23,7 +23,7 @@ from ..errors import BnnError, MissingExtraError
 from ..formats.images import PREPROCESSING
 from ..paramset import ParamSet, network_spec
 from .data import load_dataset, load_folder_dataset, shifted, split_validation
-from .folding import export_params
+from .export import export_params
 from .model import LFC, pixels_to_inputs
 from .teacher import train_teacher
 

@@ -13,9 +13,9 @@ import copy
 import numpy as np
 import torch
 
-from ..bits import accumulator_thresholds, dot_thresholds
-from ..folding import fold_steps
+from ..bits import accumulator_thresholds, dot_thresholds, last_layer_thresholds
 from ..paramset import PIXELS, Layer, ParamSet, network_with_bits
+from ..thresholding import fold_steps
 from .model import LFC
 
 __all__ = ["export_params", "import_params"]
@@ -72,8 +72,7 @@ def export_params(
     mh = max(64, -(-n_classes // pe) * pe)
     last_w = np.zeros((mh, mw), dtype=np.uint8)
     last_w[:n_classes] = binary[3]
-    # Output bit = dot > 0 (the bits only serve the highest-bit rule; argmax uses the accumulators).
-    last_t = np.full((mh, 1), accumulator_thresholds(0, mw, bits), dtype=np.int64)
+    last_t = last_layer_thresholds(mh, mw, bits)
     if template is not None and template.layers[3].mh == mh:
         last_w[n_classes:] = template.layers[3].weights[n_classes:]
         last_t = template.layers[3].thresholds.copy()

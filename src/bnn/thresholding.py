@@ -1,4 +1,8 @@
-"""Folding a trained layer's float function into integer thresholds, exactly.
+"""A trained layer's float function read as integer thresholds, exactly.
+
+("Folding" in this project means what it means in FINN: a layer's PE x
+SIMD layout on the hardware, `bnn.formats.pynq`. This is the other thing
+BNN papers call folding: BatchNorm and activation into thresholds.)
 
 Training export (`bnn.train`) and QONNX import (`bnn.formats.qonnx`) both
 evaluate the float function (BatchNorm and the activation's quantizer) at
