@@ -25,7 +25,6 @@
 // Internal linkage in each ISA's file (kernels.h).
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -149,7 +148,7 @@ struct Sliced {
         const int bits = difference_planes(planes);
         const std::int64_t bias = std::int64_t{1} << (bits - 1);
         // Limits beyond the difference's range decide alone; clamping keeps them beyond it.
-        const std::int64_t clamped = std::clamp<std::int64_t>(limit, -bias, bias);
+        const std::int64_t clamped = limit < -bias ? -bias : limit > bias ? bias : limit;  // not std::clamp: see below
         return Ops::xor_(at_most(biased, bits, clamped + bias - 1), Ops::ones());
     }
 

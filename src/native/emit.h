@@ -10,6 +10,10 @@
 
 #include "kernels.h"
 
+// store_bits writes a word's bytes in order: byte g of a 64-bit word holds its bits 8g..8g+7 only on a
+// little-endian machine (x86-64, aarch64 as Linux and macOS run it).
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "bnn's bit layout (kernels.h) assumes little-endian words");
+
 namespace bnn::kernels {
 namespace {
 

@@ -4,7 +4,6 @@
 // layers (bitslice.h) run on blocks of 256 images, one per ymm register.
 #include <immintrin.h>
 
-#include <algorithm>
 
 #include "bitslice.h"
 #include "emit.h"
@@ -64,7 +63,7 @@ void layer_block(const LayerView& L, const std::uint64_t* in, const std::int32_t
                 for (int h = 0; h < kHalves; ++h) sums[i][h] = _mm256_setzero_si256();
             // Spans of at most kFlushEvery words: no test per word (K is 13 or 16 in the LFC: one span).
             for (int k0 = 0; k0 < K; k0 += kFlushEvery) {
-                const int k1 = std::min(K, k0 + kFlushEvery);
+                const int k1 = k0 + kFlushEvery < K ? k0 + kFlushEvery : K;  // no std:: template in an ISA file (kernels.h)
                 __m256i bytes[kImages][kHalves];
                 for (int i = 0; i < kImages; ++i)
                     for (int h = 0; h < kHalves; ++h) bytes[i][h] = _mm256_setzero_si256();

@@ -1,6 +1,7 @@
 // Portable C++ kernels: plain loops, any architecture, the fallback; and the
 // bit-sliced layers (bitslice.h) on blocks of 512 images, a "vector" being 8
 // words that the compiler may vectorise with whatever the baseline ISA has.
+#include <chrono>
 #include <cstring>
 
 #include "bitslice.h"
@@ -97,6 +98,10 @@ void pack_portable(const std::uint8_t* images, std::size_t n, std::size_t pixels
         for (std::size_t p = 0; p < pixels; ++p)
             row[p / 64] |= static_cast<std::uint64_t>(img[p] >= threshold) << (p % 64);
     }
+}
+
+double steady_seconds() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 double probe_portable(double seconds) {

@@ -4,6 +4,13 @@
 // Bit conventions (value +1 = bit 1, padding, 3-level activations as two
 // bit planes, accumulator formulas) are documented once in src/bnn/bits.py.
 //
+// Each ISA's file is compiled with its own instruction flags. Everything it
+// defines besides its kernel entry points (layer_ISA, pack_ISA, probe_ISA...)
+// has internal linkage (an anonymous namespace), and it instantiates no std::
+// template: such code would be a weak symbol, and the linker may keep the
+// AVX-512 copy for the callers in generic files, which then fault on CPUs
+// without AVX-512. tests/test_native_linkage.py checks the object files.
+//
 // Layouts, all little-endian 64-bit words:
 //   activations  [image][plane][K]       K words per plane, bit c of word c/64
 //   weights      [group][K][8]           8 neurons per group, lane = neuron % 8,
