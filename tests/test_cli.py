@@ -133,6 +133,14 @@ def _hide(tmp_path, module: str) -> dict:
     return {"PYTHONPATH": str(fake.parent)}
 
 
+def test_bench_does_not_overwrite_a_file_unasked(tmp_path):
+    curated = tmp_path / "BENCHMARKS.md"
+    curated.write_text("curated")
+    proc = run("bench", "--quick", "--output", curated, check=False)
+    assert proc.returncode == 1 and "BENCHMARKS.md exists" in proc.stderr and "--overwrite" in proc.stderr
+    assert curated.read_text() == "curated"
+
+
 def test_bench_quick_reports_every_runtime(original_dir, tmp_path):
     report = tmp_path / "BENCH.md"
     run("bench", "--quick", "--data", MNIST, "--params-dir", original_dir, "--output", report)

@@ -14,6 +14,7 @@ class Network:
         n_classes: int,
         pixels: int,
         kernel: str = "",
+        pixel_thresholds: list[int] = [128],  # one threshold (bits) or two (3 levels, W1A2): bnn.bits.pixel_values
     ) -> None: ...
     def run(
         self, images: npt.NDArray[np.uint8], threads: int, argmax: bool, want_scores: bool

@@ -295,7 +295,13 @@ def _pick_images(path: Path, indices: np.ndarray) -> np.ndarray:
 
 @cli.command()
 @click.option("--quick", is_flag=True, help="Fewer, shorter runs (a smoke test, not for the record).")
-@click.option("--output", type=click.Path(), default=None, help="Write the Markdown report here (e.g. BENCHMARKS.md).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the Markdown report to this new file (an existing one only with --overwrite).",
+)
+@click.option("--overwrite", is_flag=True, help="Let --output replace an existing file.")
 @data_option
 @click.option(
     "--params-dir",
@@ -303,10 +309,12 @@ def _pick_images(path: Path, indices: np.ndarray) -> np.ndarray:
     help="Folder holding lfcW1A1/ and lfcW1A2/ (default: the shipped mnist sets).",
 )
 @click.option("--big-file", is_flag=True, help="Also classify a generated 1,000,000-image IDX file and report memory.")
-def bench(quick, output, data, params_dir, big_file):
+def bench(quick, output, overwrite, data, params_dir, big_file):
     """Benchmark every runtime and kernel side by side (images/s, median of runs)."""
     from .bench import run_benchmarks
 
+    if output and Path(output).exists() and not overwrite:  # checked before minutes of measuring
+        _fail(f"{output} exists (a curated BENCHMARKS.md?): choose a new file, or add --overwrite")
     report = run_benchmarks(
         data_dir=data, params_dir=params_dir, quick=quick, big_file=big_file, log=lambda s: click.echo(s, err=True)
     ).markdown

@@ -4,8 +4,8 @@ A parameter folder (``mnist/lfcW1A1``) holds, for layer L and processing
 element P, ``L-P-weights.bin`` (little-endian uint64 words) and
 ``L-P-thres.bin`` (little-endian int64), plus ``classes.txt``. The hardware
 folding (PE, SIMD) is undone here and nowhere else: a `Layer` holds the
-logical matrices. The full format is in the spec (shared/spec/LFC.md) and
-summarised in `bnn.bits`.
+logical matrices. The layout of the files is described with `read_params`
+and `_unfold_layer` below; the arithmetic they feed, in `bnn.bits`.
 
     >>> from bnn.formats.pynq import read_params, write_params
     >>> p = read_params("bnn-pynq-params/mnist/lfcW1A1")

@@ -84,17 +84,26 @@ def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), to
 
     params.validate()
     nodes, inits = [], []
+    shapes: dict[str, tuple[int, ...]] = {}  # every tensor's shape, stored in the graph (executors need them)
 
     def const(name: str, value) -> str:
         if not any(init.name == name for init in inits):  # shared scalars (1/2, 1, ...) are written once
             inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+            shapes[name] = np.shape(value)
         return name
 
     def node(op: str, inputs: list[str], output: str, domain: str = "", **attrs) -> str:
         nodes.append(helper.make_node(op, inputs, [output], name=output + "_node", domain=domain, **attrs))
+        if op == "MatMul":
+            shapes[output] = (*shapes[inputs[0]][:-1], shapes[inputs[1]][-1])
+        elif op == "Reshape":
+            shapes[output] = tuple(int(v) for v in numpy_helper.to_array(next(i for i in inits if i.name == inputs[1])))
+        else:  # elementwise, BatchNormalization and the quantizers keep their first input's shape
+            shapes[output] = shapes[inputs[0]]
         return output
 
     x = "global_in"
+    shapes[x] = tuple(input_shape)
     batch = input_shape[0]
     if tuple(input_shape[1:]) not in ((PIXELS,), (1, 28, 28), (28, 28)):
         raise ValueError(f"input_shape {input_shape}: expected (B, 784) or (B, 1, 28, 28)")
@@ -109,14 +118,16 @@ def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), to
         columns = rows[:, :PIXELS] if i == 0 else rows
         # MatMul with (K, N) weights, the form qonnx's ConvertBipolarMatMulToXnorPopcount and FINN take.
         w = node("BipolarQuant", [const(f"w{i}_float", columns.T.copy()), "unit"], f"w{i}", QONNX_DOMAIN)
-        y = node("MatMul", [x, w], f"dot{i}")
+        # dot product -> accumulator, each step an (op, operand, name); the last step is named acc{i}
+        # (the last layer's: scores). No Identity nodes: FINN's absorptions look for Mul/Add where they sit.
+        chain = [("MatMul", w, f"dot{i}")]
         if i == 0 and layer.mw > PIXELS:  # the padding columns see -1: a fixed sum per neuron
-            y = node("Add", [y, const("pad_sum", -rows[:, PIXELS:].sum(axis=1))], "dot0_padded")
+            chain.append(("Add", const("pad_sum", -rows[:, PIXELS:].sum(axis=1)), "dot0_padded"))
         if params.activation_bits == 1:  # popcount(XNOR) = (dot + MW) / 2
-            y = node("Add", [y, const(f"mw{i}", float(layer.mw))], f"dot{i}_offset")
-            y = node("Mul", [y, const("half", 0.5)], f"acc{i}")
-        else:
-            y = node("Identity", [y], f"acc{i}")
+            chain += [("Add", const(f"mw{i}", float(layer.mw)), f"dot{i}_offset"), ("Mul", const("half", 0.5), "")]
+        y = x
+        for k, (op, operand, name) in enumerate(chain):
+            y = node(op, [y, operand], name if k < len(chain) - 1 else "scores" if i == last else f"acc{i}")
         if i == last:
             x = y
             break
@@ -139,17 +150,23 @@ def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), to
             inputs = [y, "unit", const("zero", 0.0), const("bits2", 2.0)]
             x = node("Quant", inputs, f"out{i}", QONNX_DOMAIN, signed=1, narrow=1, rounding_mode="ROUND")
     outputs = [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch, n_classes])]
-    nodes.append(helper.make_node("Identity", [x], ["scores"], name="scores_node"))
     if topk:
         k = _int64(inits, "k", [1])
         nodes.append(helper.make_node("TopK", ["scores", k], ["top_value", "global_out"], name="label_select"))
         outputs = [helper.make_tensor_value_info("global_out", TensorProto.INT64, [batch, 1])]
+        shapes["top_value"] = (batch, 1)
+    known = {"global_in", *(o.name for o in outputs)} | {init.name for init in inits}
     graph = helper.make_graph(
         nodes,
         f"bnn_{params.network}",
         [helper.make_tensor_value_info("global_in", TensorProto.FLOAT, list(input_shape))],
         outputs,
         inits,
+        value_info=[
+            helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
+            for name, shape in shapes.items()
+            if name not in known
+        ],
     )
     model = helper.make_model(
         graph,
