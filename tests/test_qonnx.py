@@ -270,7 +270,7 @@ def test_truncated_and_unsupported_models_are_named(tmp_path, original_dir):
         if init.name == "bits2":
             init.CopyFrom(numpy_helper.from_array(np.float32(3), "bits2"))
     onnx.save(model, tmp_path / "a3.onnx")
-    with pytest.raises(ParamsError, match=r"a3.onnx: node out0_node \(Quant\): Quant of 3 bits .* only 1-bit"):
+    with pytest.raises(ParamsError, match=r"a3.onnx: node out_in_node \(Quant\): Quant of 3 bits .* only 1-bit"):
         read_qonnx(tmp_path / "a3.onnx")
     model = onnx.load(tmp_path / "whole.onnx")  # a convolution where a fully connected layer goes
     matmul = next(n for n in model.graph.node if n.op_type == "MatMul")

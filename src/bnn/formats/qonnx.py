@@ -5,7 +5,8 @@ of the set (raw pixels 0..255 in, float32, shape (1, 784) or (1, 1, 28, 28)):
 
     input:   Mul(1/255) -> Mul(2) -> Sub(1) -> BipolarQuant      pixel p -> +1 when p >= 128
              [another pixel threshold t: Sub(t - 1/2) -> BipolarQuant;
-              3-level pixels (t0, t1): Sub, Mul -> Quant(2 bits), steps half-way between pixel values]
+              3-level pixels (t0, t1): Sub, Mul -> Quant(2 bits), steps half-way between pixel values;
+              W1A2: a bit as the 3-level form with t0 = t1, values +-1 typed 2-bit (for FINN, see to_qonnx)]
     layer:   MatMul(x, BipolarQuant(W)) [+ the padding columns' fixed sum, layer 0]
              [W1A1: Add(MW) -> Mul(1/2)]            -> the hardware's accumulator acc
              BatchNormalization -> BipolarQuant      one threshold:  acc > T
@@ -109,7 +110,11 @@ def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), to
         raise ValueError(f"input_shape {input_shape}: expected (B, 784) or (B, 1, 28, 28)")
     if len(input_shape) != 2:
         x = node("Reshape", [x, _int64(inits, "flat_shape", [batch, PIXELS])], "flat")
-    x = _input_quantizer(params.pixel_thresholds, x, const, node)
+    # W1A2: layer 0's input is typed 2-bit (its values stay +-1). FINN's InferBinaryMatrixVectorActivation
+    # takes an XNOR layer's activation offset as its output type's minimum (-2 for INT2), so a 3-level
+    # {-1, 0, +1} activation after a bipolar input would come out shifted by one; a 2-bit input makes
+    # layer 0 a quantized MVAU, whose offset FINN reads from the thresholds' own bias (exact).
+    x = _input_quantizer(params.pixel_thresholds, x, const, node, two_bits=params.activation_bits == 2)
     n_classes = len(params.classes)
     last = len(params.layers) - 1
     for i, layer in enumerate(params.layers):
@@ -206,9 +211,15 @@ def _record(params: ParamSet) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _input_quantizer(thresholds: tuple[int, ...], x: str, const, node) -> str:
-    """The nodes quantizing raw pixels (0..255) as `bnn.bits.pixel_values` does; returns the output's name."""
+def _input_quantizer(thresholds: tuple[int, ...], x: str, const, node, *, two_bits: bool = False) -> str:
+    """The nodes quantizing raw pixels (0..255) as `bnn.bits.pixel_values` does; returns the output's name.
+
+    `two_bits`: a bit (one threshold t) written as a 2-bit Quant whose 0 level is never reached,
+    i.e. the 3-level form with t0 = t1 = t (see `to_qonnx`).
+    """
     const("unit", 1.0)
+    if two_bits and len(thresholds) == 1:
+        thresholds = (thresholds[0], thresholds[0])
     if thresholds == (PIXEL_THRESHOLD,):  # Brevitas' own form: (p / 255) * 2 - 1 >= 0 exactly when p >= 128
         x = node("Mul", [x, const("inv255", 1 / 255)], "scaled")
         x = node("Mul", [x, const("two", 2.0)], "doubled")
@@ -288,7 +299,7 @@ def _pixel_quantizer(op: str, prefix, node, consts: dict, meta: dict, where: str
         if (np.diff(levels) >= 0).all():  # a rising step function of the pixel (perhaps a constant)
             # The first pixel at each step: level +1 (a bit), or levels >= 0 and +1 (3 levels).
             steps = (1,) if op == "BipolarQuant" else (0, 1)
-            found[name] = tuple(int(np.searchsorted(levels, s)) for s in steps)
+            found[name] = tuple(dict.fromkeys(int(np.searchsorted(levels, s)) for s in steps))  # no 0 level: a bit
     said = meta.get("bnn.input_pixels", "0..255" if "bnn.network" in meta else None)
     order = [said] if said else [k for k, t in found.items() if t == (PIXEL_THRESHOLD,)] + ["0..1", "0..255"]
     chosen = next((name for name in order if name in found), None)
