@@ -66,6 +66,21 @@ def test_qonnx_executor_gives_our_numbers_layer_by_layer(original_dir, mnist_tes
     np.testing.assert_array_equal(out[clean.graph.output[0].name], got["scores"])
 
 
+def test_w1a2_layer_0_input_is_typed_two_bits_for_finn(original_dir, mnist_test, tmp_path):
+    # FINN's XNOR-MVAU inference takes the activation offset as the output type's minimum (-2 for INT2), which
+    # misreads a 3-level activation after a bipolar input: our W1A2 export feeds layer 0 a 2-bit-typed input
+    # whose values stay +-1 (tools/check_finn.sh runs FINN itself on it).
+    params = bnn.params.read_params(original_dir / "lfcW1A2")
+    model = ModelWrapper(str(write_qonnx(params, tmp_path / "m.onnx", input_shape=(N, 784)))).transform(
+        InferDataTypes()
+    )
+    first = next(n for n in model.graph.node if n.op_type == "MatMul")
+    assert model.get_tensor_datatype(first.input[0]).name == "INT2"
+    got = execute_onnx(model, {"global_in": mnist_test[0][:N].reshape(N, 784).astype(np.float32)}, True)
+    assert set(np.unique(got[first.input[0]])) == {-1.0, 1.0}
+    assert read_qonnx(tmp_path / "m.onnx").pixel_thresholds == (128,)  # read back as the bit it is
+
+
 @pytest.mark.parametrize(("network", "pixels"), [("lfcW1A1", (200,)), ("lfcW1A2", (60, 190)), ("lfcW1A2", (0, 256))])
 def test_other_pixel_quantizers_go_out_and_back_exactly(tmp_path, network, pixels):
     params = random_params(np.random.default_rng(6), network, (64, 256, 64), 10, 784, pixel_thresholds=pixels)

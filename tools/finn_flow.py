@@ -20,7 +20,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import finn.transformation.fpgadataflow.convert_to_hw_layers as to_hw
+import finn.transformation.streamline.absorb as absorb
 import numpy as np
+from finn.core.onnx_exec import execute_onnx
+from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
+from finn.transformation.streamline import Streamline
+from finn.transformation.streamline.reorder import MakeMaxPoolNHWC, MoveScalarLinearPastInvariants
+from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
@@ -36,14 +43,6 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 from qonnx.util.cleanup import cleanup_model
-
-import finn.transformation.fpgadataflow.convert_to_hw_layers as to_hw
-import finn.transformation.streamline.absorb as absorb
-from finn.core.onnx_exec import execute_onnx
-from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
-from finn.transformation.streamline import Streamline
-from finn.transformation.streamline.reorder import MakeMaxPoolNHWC, MoveScalarLinearPastInvariants
-from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
 
 HW_DOMAIN = "finn.custom_op.fpgadataflow"
 
@@ -88,7 +87,7 @@ def main(out_dir: str, networks: list[str]) -> int:
         name_in, name_out = model.graph.input[0].name, model.graph.output[0].name
         shape = model.get_tensor_shape(name_in)
         got = np.concatenate(
-            [execute_onnx(model, {name_in: image.reshape(shape).astype(np.float32)})[name_out] for image in data["images"]]
+            [execute_onnx(model, {name_in: im.reshape(shape).astype(np.float32)})[name_out] for im in data["images"]]
         )
         equal = np.array_equal(got.reshape(data["scores"].shape), data["scores"])
         ok = equal and not foreign
