@@ -1,4 +1,4 @@
-r"""Bit conventions of the LFC network, stated once for every runtime.
+r"""Bit conventions of the LFC and CNV networks, stated once for every runtime.
 
 Values and bits
     A binary value v in {-1, +1} is stored as the bit b = (v + 1) / 2:
@@ -30,9 +30,26 @@ Packing (native runtime)
     significant first); columns past MW are 0 in both inputs and weights,
     so they add nothing to a popcount.
 
+Convolutions (CNV)
+    An image is 32 x 32 RGB pixels, height x width x channel (HWC). Layer 0
+    takes each pixel byte p as the 8-bit fixed-point value q / 128 with
+    q = min(round(256 p / 255) - 128, 127) (`cnv_pixel_values`: the
+    original's ap_fixed<8,1> of 2p/255 - 1); its accumulator is
+    2 * sum(w * q), the sum in 1/256 units (ap_fixed<24,16>), compared with
+    the stored threshold wrapped to 24 bits. A convolution layer applies its
+    weight row to every k x k window (`windows`: column (ky*k + kx)*C + ch);
+    its outputs form the next feature map, neuron = channel. A pool takes
+    the largest value of each 2x2 block (`max_pool`: OR of bits for W1A1).
+    Layers after layer 0 follow the rules above, with 2-bit weights
+    (W2A2: two's complement -2..1) summed as sum(w * x). The last layer has
+    no thresholds: its accumulators, wrapped to 16 bits, are the scores, and
+    its output bits are score > 0.
+
 Decision
     "highest_bit": the highest set bit among the first C outputs, 0 when
-    none (the original's rule). "argmax": the first largest accumulator.
+    none (the original LFC's rule). "argmax": the first largest
+    accumulator. "positive_max": the first largest accumulator if it is
+    above 0, else 0 (the original CNV's batch rule).
 """
 
 from __future__ import annotations
@@ -44,11 +61,15 @@ __all__ = [
     "accumulator_thresholds",
     "accumulators",
     "activate",
+    "cnv_pixel_values",
     "decide",
     "dot_thresholds",
     "input_values",
     "last_layer_thresholds",
+    "max_pool",
     "pixel_values",
+    "windows",
+    "wrap",
 ]
 
 #: A pixel is bit 1 (value +1) when it is at least this bright.
@@ -70,6 +91,37 @@ def input_values(pixels: np.ndarray, mw: int, thresholds=(PIXEL_THRESHOLD,)) -> 
     values = np.full((pixels.shape[0], mw), -1, dtype=np.int8)
     values[:, : pixels.shape[1]] = pixel_values(pixels, thresholds)
     return values
+
+
+def cnv_pixel_values(pixels: np.ndarray) -> np.ndarray:
+    """CNV layer 0's inputs: uint8 pixels p -> int16 q with q / 128 = ap_fixed<8,1>(2p/255 - 1), rounded.
+
+    round(128 (2p/255 - 1)) = round(256p/255) - 128 (never a tie), saturated at 127 (p = 255).
+    """
+    p = pixels.astype(np.int32)
+    return np.minimum((512 * p + 255) // 510 - 128, 127).astype(np.int16)
+
+
+def windows(x: np.ndarray, kernel: int) -> np.ndarray:
+    """(N, H, W, C) feature maps -> (N, H-k+1, W-k+1, k*k*C) windows, column (ky*k + kx)*C + ch.
+
+    Stride 1, no padding: the original's sliding-window generator.
+    """
+    n, h, w, c = x.shape
+    view = np.lib.stride_tricks.sliding_window_view(x, (kernel, kernel), axis=(1, 2))  # (N, oh, ow, C, ky, kx)
+    return view.transpose(0, 1, 2, 4, 5, 3).reshape(n, h - kernel + 1, w - kernel + 1, kernel * kernel * c)
+
+
+def max_pool(x: np.ndarray) -> np.ndarray:
+    """2x2, stride 2 max pool of (N, H, W, C) values (H, W even): OR of bits, max of 3-level values."""
+    n, h, w, c = x.shape
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def wrap(values: np.ndarray, bits: int) -> np.ndarray:
+    """Integers wrapped to `bits`-bit two's complement (what a hardware register of that width holds)."""
+    span = 1 << bits
+    return (values + span // 2) % span - span // 2
 
 
 def accumulators(dot: np.ndarray, mw: int, activation_bits: int) -> np.ndarray:
@@ -129,6 +181,9 @@ def decide(scores, bits, rule: str):
     """
     if rule == "argmax":
         classes = scores.argmax(1)  # the first largest, in numpy and torch alike
+    elif rule == "positive_max":
+        top = scores.max(1) if isinstance(scores, np.ndarray) else scores.amax(1)
+        classes = scores.argmax(1) * (top > 0)  # 0 unless the largest is above 0
     else:
         flipped = bits[:, ::-1] if isinstance(bits, np.ndarray) else bits.flip(1)
         highest = bits.shape[1] - 1 - (flipped * 1).argmax(1)

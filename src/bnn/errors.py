@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "BnnError",
+    "CifarError",
     "DownloadError",
     "IdxError",
     "ImageError",
@@ -27,6 +28,10 @@ class BnnError(Exception):
 
 class IdxError(BnnError, ValueError):
     """An IDX file is malformed: bad magic, truncated, wrong element type or shape."""
+
+
+class CifarError(BnnError, ValueError):
+    """A CIFAR-10 batch file is malformed: not whole records, or not a readable python batch."""
 
 
 class ImageError(BnnError, ValueError):

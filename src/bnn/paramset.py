@@ -1,5 +1,13 @@
 """The in-memory model of a parameter set: networks, layers, decision rules.
 
+A network is a sequence of layers, each a matrix of weights (one row per
+output neuron) with its thresholds: a fully connected layer applies it to
+its input vector; a convolution (`Conv`) to every window of its input
+feature map, then perhaps a 2x2 max pool. The LFC networks are fully
+connected layers only; the CNV networks are six convolutions (two of them
+pooled) and three fully connected layers. The arithmetic of both is stated
+once, in `bnn.bits`.
+
 A `ParamSet` holds a network's logical matrices (the hardware folding
 undone) and what the BNN-PYNQ files cannot say: class names, decision rule,
 provenance. Reading and writing them is `bnn.formats`' job; finding them by
@@ -17,7 +25,9 @@ from .bits import PIXEL_THRESHOLD
 from .errors import ParamsError, UnknownNameError
 
 __all__ = [
+    "CNV_PIXELS",
     "DECISION_RULES",
+    "Conv",
     "NETWORKS",
     "PIXELS",
     "Layer",
@@ -27,15 +37,44 @@ __all__ = [
     "network_with_bits",
 ]
 
-#: "highest_bit": index of the highest set output bit, 0 when none (the original's batch rule).
+#: "highest_bit": index of the highest set output bit, 0 when none (the original LFC's batch rule).
 #: "argmax": index of the largest last-layer accumulator, the lowest index on ties.
-DECISION_RULES = ("highest_bit", "argmax")
+#: "positive_max": the largest accumulator if it is above 0 (lowest index on ties), else class 0
+#: (the original CNV's batch rule; its single-image calls take argmax).
+DECISION_RULES = ("highest_bit", "argmax", "positive_max")
 PIXELS = 28 * 28
+#: Bytes of one CNV input image: 32 x 32 pixels x 3 channels (RGB), pixel-interleaved (HWC).
+CNV_PIXELS = 32 * 32 * 3
+
+
+@dataclass(frozen=True)
+class Conv:
+    """A convolution layer's geometry: a `kernel` x `kernel` window, stride 1, no padding, over a square
+    `size` x `size` input of `channels` channels, then a 2x2 stride-2 max pool when `pool`.
+
+    Its weight row has kernel * kernel * channels columns, column (ky * kernel + kx) * channels + ch
+    reading input pixel (y + ky, x + kx), channel ch (the original's sliding-window order).
+    """
+
+    channels: int
+    size: int
+    kernel: int = 3
+    pool: bool = False
+
+    @property
+    def columns(self) -> int:
+        return self.kernel * self.kernel * self.channels
+
+    @property
+    def out_size(self) -> int:
+        """Output side, after the pool when there is one."""
+        side = self.size - self.kernel + 1
+        return side // 2 if self.pool else side
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """What the original hardware fixes for a network: activation bits and folding."""
+    """What the original hardware fixes for a network: bits, geometry, folding, decision rules."""
 
     name: str
     activation_bits: int
@@ -44,20 +83,70 @@ class NetworkSpec:
     #: thresholds per neuron, per layer (2 for a 3-level activation, 1 for a bit).
     thresholds: tuple[int, ...]
     hidden: int = 1024
+    #: bits per weight: 1 (+-1, stored as a bit) or 2 (two's complement -2..1)
+    weight_bits: int = 1
+    #: the convolutions that come first (the rest are fully connected); none for an LFC
+    convs: tuple[Conv, ...] = ()
+    #: the rule of the original's batch calls; its single-image calls take "argmax" for CNV
+    batch_decision: str = "highest_bit"
+    #: the last layer's thresholds per neuron in the files (CNV: none, its scores are read directly)
+    last_thresholds: int = 1
 
     @property
     def n_layers(self) -> int:
         """Layers of the original hardware's network (imported sets may have other depths)."""
         return len(self.simd)
 
+    @property
+    def convolutional(self) -> bool:
+        return bool(self.convs)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """One input image: (28, 28) grey pixels, or (32, 32, 3) RGB pixels (height, width, channel)."""
+        return (self.convs[0].size, self.convs[0].size, self.convs[0].channels) if self.convs else (28, 28)
+
+    @property
+    def image_bytes(self) -> int:
+        return int(np.prod(self.image_shape))
+
     def layer_thresholds(self, index: int, n_layers: int) -> int:
-        """Thresholds per neuron of layer `index` of `n_layers`: the hidden activation's, 1 for the last."""
-        return 1 if index == n_layers - 1 else self.thresholds[0]
+        """Thresholds per neuron of layer `index` of `n_layers`: the hidden activation's, or the last layer's."""
+        return self.last_thresholds if index == n_layers - 1 else self.thresholds[0]
+
+
+def _cnv(name: str, activation_bits: int, weight_bits: int, simd, pe) -> NetworkSpec:
+    """The CNV geometry (BNN-PYNQ's cnv*/hw/config.h): six 3x3 valid convolutions, pools after the
+    second and fourth, then three fully connected layers (256 -> 512 -> 512 -> 64 rows)."""
+    convs = (
+        Conv(3, 32),
+        Conv(64, 30, pool=True),
+        Conv(64, 14),
+        Conv(128, 12, pool=True),
+        Conv(128, 5),
+        Conv(256, 3),
+    )
+    nt = 1 if activation_bits == 1 else 2
+    return NetworkSpec(
+        name,
+        activation_bits,
+        simd,
+        pe,
+        (nt,) * 8 + (0,),
+        hidden=512,
+        weight_bits=weight_bits,
+        convs=convs,
+        batch_decision="positive_max",
+        last_thresholds=0,
+    )
 
 
 NETWORKS: dict[str, NetworkSpec] = {
     "lfcW1A1": NetworkSpec("lfcW1A1", 1, (64, 32, 64, 8), (32, 64, 32, 16), (1, 1, 1, 1)),
     "lfcW1A2": NetworkSpec("lfcW1A2", 2, (64, 32, 64, 8), (32, 64, 32, 16), (2, 2, 2, 1)),
+    "cnvW1A1": _cnv("cnvW1A1", 1, 1, (3, 32, 32, 32, 32, 32, 4, 8, 1), (16, 32, 16, 16, 4, 1, 1, 1, 4)),
+    "cnvW1A2": _cnv("cnvW1A2", 2, 1, (3, 32, 32, 32, 32, 32, 4, 8, 1), (16, 32, 16, 16, 4, 1, 1, 1, 4)),
+    "cnvW2A2": _cnv("cnvW2A2", 2, 2, (3, 16, 16, 16, 8, 8, 2, 2, 1), (8, 16, 8, 8, 4, 1, 1, 2, 4)),
 }
 
 
@@ -70,27 +159,34 @@ def network_spec(name: str) -> NetworkSpec:
 
 
 def network_with_bits(activation_bits: int) -> NetworkSpec:
-    """The `NetworkSpec` whose hidden activations have `activation_bits` bits."""
+    """The fully connected `NetworkSpec` whose hidden activations have `activation_bits` bits."""
     for spec in NETWORKS.values():
-        if spec.activation_bits == activation_bits:
+        if spec.activation_bits == activation_bits and not spec.convolutional:
             return spec
     raise UnknownNameError(f"no network with {activation_bits}-bit activations; known networks: {', '.join(NETWORKS)}")
 
 
 @dataclass
 class Layer:
-    """One fully connected layer, unfolded from the hardware layout.
+    """One layer, unfolded from the hardware layout.
 
-    weights: (MH, MW) uint8, 1 for weight +1 and 0 for -1 (row = output neuron).
-    thresholds: (MH, NT) int64 as stored in the files; the hardware uses their
-        low 16 bits as a signed number (`effective_thresholds`).
+    weights: (MH, MW), row = output neuron. 1-bit weights: uint8, 1 for +1
+        and 0 for -1; 2-bit weights: int8 values -2..1 (`weight_values`).
+    thresholds: (MH, NT) int64 as stored in the files; the hardware uses
+        their low `threshold_bits` bits as a signed number
+        (`effective_thresholds`): 16, or 24 for a CNV's layer 0, whose
+        thresholds are in 1/256 units of its fixed-point accumulator.
+        NT = 0 for a last layer without thresholds (CNV).
     pe, simd: the hardware folding the files were written with.
+    conv: the geometry of a convolution layer; None for a fully connected one.
     """
 
     weights: np.ndarray
     thresholds: np.ndarray
     pe: int
     simd: int
+    conv: Conv | None = None
+    threshold_bits: int = 16
 
     @property
     def mh(self) -> int:
@@ -106,16 +202,35 @@ class Layer:
     def n_thresholds(self) -> int:
         return self.thresholds.shape[1]
 
+    @property
+    def weight_bits(self) -> int:
+        return 2 if self.weights.dtype == np.int8 else 1
+
+    def weight_values(self) -> np.ndarray:
+        """(MH, MW) int8 weight values: +-1 for 1-bit weights, -2..1 for 2-bit ones."""
+        if self.weight_bits == 2:
+            return self.weights
+        return (self.weights.astype(np.int8) * 2 - 1).astype(np.int8)
+
     def effective_thresholds(self) -> np.ndarray:
-        """Thresholds as the hardware compares them: int16 wrap-around of the stored int64, as int32."""
-        return self.thresholds.astype(np.int16).astype(np.int32)
+        """Thresholds as the hardware compares them: the stored int64 wrapped to `threshold_bits`, as int32."""
+        if self.threshold_bits == 16:
+            return self.thresholds.astype(np.int16).astype(np.int32)
+        span = np.int64(1) << self.threshold_bits
+        return ((self.thresholds + span // 2) % span - span // 2).astype(np.int32)
 
     def check(self, where: str) -> None:
         mh, mw = self.weights.shape
         if self.pe < 1 or mh % self.pe:
             raise ParamsError(f"{where}: {mh} neurons do not fold onto PE={self.pe}")
-        if not 1 <= self.simd <= 64 or mw % self.simd:
-            raise ParamsError(f"{where}: {mw} columns do not fold onto SIMD={self.simd} (1..64)")
+        most = 64 // self.weight_bits  # SIMD weights share one 64-bit word
+        if not 1 <= self.simd <= most or mw % self.simd:
+            raise ParamsError(f"{where}: {mw} columns do not fold onto SIMD={self.simd} (1..{most})")
+        if self.conv is not None and mw != self.conv.columns:
+            raise ParamsError(
+                f"{where}: a {self.conv.kernel}x{self.conv.kernel} convolution over {self.conv.channels} channels "
+                f"has {self.conv.columns} columns, not {mw}"
+            )
         if self.thresholds.shape[0] != mh:
             raise ParamsError(f"{where}: {self.thresholds.shape[0]} threshold rows for {mh} neurons")
 
@@ -132,7 +247,7 @@ class ParamSet:
     source: Path | None = None
     # How classes.txt was laid out, so that writing it back gives the same bytes.
     classes_newline: str = "\n"
-    classes_final_newline: bool = True
+    classes_trailing_newlines: int = 1  # after the last name: 0, 1, or more (empty lines)
     #: How layer 0 quantizes a pixel (`bnn.bits.pixel_values`): (128,), the original's p >= 128, or two
     #: thresholds for 3 levels (W1A2 sets imported from Brevitas' 2-bit input quantizer).
     pixel_thresholds: tuple[int, ...] = (PIXEL_THRESHOLD,)
@@ -156,20 +271,27 @@ class ParamSet:
         for i, layer in enumerate(self.layers):
             layer.check(f"{where}: layer {i}")
             want = spec.layer_thresholds(i, len(self.layers))
-            if layer.n_thresholds != want:
+            unused = want == 0 and i == len(self.layers) - 1  # thresholds stored but never read (bnn.formats.pynq)
+            if layer.n_thresholds != want and not unused:
                 raise ParamsError(
                     f"{where}: layer {i} of {self.network} needs {want} threshold(s) "
                     f"per neuron, found {layer.n_thresholds}"
                 )
-            if i == 0 and layer.mw < PIXELS:
-                raise ParamsError(f"{where}: layer 0 has {layer.mw} inputs, fewer than the {PIXELS} pixels")
-            if i > 0 and layer.mw != self.layers[i - 1].mh:
+            if layer.weight_bits != spec.weight_bits:
                 raise ParamsError(
-                    f"{where}: layer {i} has {layer.mw} inputs but layer {i - 1} has {self.layers[i - 1].mh} outputs"
+                    f"{where}: layer {i} has {layer.weight_bits}-bit weights, {self.network} {spec.weight_bits}-bit"
                 )
+        if spec.convolutional:
+            self._check_convolutions(where)
+        else:
+            self._check_fully_connected(where)
         t = self.pixel_thresholds
         if len(t) not in (1, 2) or any(not 0 <= v <= 256 for v in t) or list(t) != sorted(t):
             raise ParamsError(f"{where}: pixel thresholds {list(t)}: one or two rising values in 0..256")
+        if spec.convolutional and t != (PIXEL_THRESHOLD,):
+            raise ParamsError(
+                f"{where}: {self.network} takes 8-bit pixels (bnn.bits.cnv_pixel_values): no pixel thresholds"
+            )
         if len(t) == 2 and spec.activation_bits != 2:
             raise ParamsError(f"{where}: 3-level pixels (two pixel thresholds) need a W1A2 network, not {self.network}")
         if not self.classes:
@@ -178,3 +300,62 @@ class ParamSet:
             raise ParamsError(
                 f"{where}: {len(self.classes)} classes but the last layer has only {self.layers[-1].mh} outputs"
             )
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """One input image's shape: (28, 28) for an LFC, (32, 32, 3) RGB (height, width, channel) for a CNV."""
+        if self.layers and self.layers[0].conv is not None:
+            c = self.layers[0].conv
+            return (c.size, c.size, c.channels)
+        return self.spec.image_shape if self.spec.convolutional else (28, 28)
+
+    @property
+    def image_bytes(self) -> int:
+        return int(np.prod(self.image_shape))
+
+    def _check_fully_connected(self, where: str) -> None:
+        for i, layer in enumerate(self.layers):
+            if layer.conv is not None:
+                raise ParamsError(f"{where}: layer {i} is a convolution, but {self.network} is fully connected")
+            if i == 0 and layer.mw < PIXELS:
+                raise ParamsError(f"{where}: layer 0 has {layer.mw} inputs, fewer than the {PIXELS} pixels")
+            if i > 0 and layer.mw != self.layers[i - 1].mh:
+                raise ParamsError(
+                    f"{where}: layer {i} has {layer.mw} inputs but layer {i - 1} has {self.layers[i - 1].mh} outputs"
+                )
+
+    def _check_convolutions(self, where: str) -> None:
+        """Convolutions first, each fed by the one before (channels = its neurons, size = its output side),
+        then fully connected layers, the first taking the last feature map flattened."""
+        if self.layers[0].conv is None:
+            raise ParamsError(f"{where}: {self.network} starts with a convolution; layer 0 has no geometry")
+        if self.layers[-1].conv is not None:
+            raise ParamsError(f"{where}: {self.network} ends with a fully connected layer")
+        channels, size = self.layers[0].conv.channels, self.layers[0].conv.size
+        for i, layer in enumerate(self.layers):
+            c = layer.conv
+            if c is None:
+                if i and self.layers[i - 1].conv is not None and layer.mw != channels * size * size:
+                    raise ParamsError(
+                        f"{where}: layer {i} has {layer.mw} inputs but layer {i - 1}'s feature map "
+                        f"holds {channels} x {size} x {size}"
+                    )
+                before = self.layers[i - 1]
+                if i and before.conv is None and layer.mw != before.mh:
+                    raise ParamsError(f"{where}: layer {i} has {layer.mw} inputs but layer {i - 1} has {before.mh} outputs")
+                channels, size = layer.mh, 1
+                continue
+            if i and self.layers[i - 1].conv is None:
+                raise ParamsError(f"{where}: layer {i} is a convolution after a fully connected layer")
+            if (c.channels, c.size) != (channels, size):
+                raise ParamsError(
+                    f"{where}: layer {i} convolves {c.channels} channels of {c.size} x {c.size}, "
+                    f"but its input is {channels} channels of {size} x {size}"
+                )
+            side = c.size - c.kernel + 1
+            if side < 1 or (c.pool and side % 2):
+                raise ParamsError(
+                    f"{where}: layer {i}: a {c.kernel}x{c.kernel} window over {c.size} x {c.size} "
+                    + ("leaves nothing" if side < 1 else f"leaves {side} x {side}, which a 2x2 pool cannot halve")
+                )
+            channels, size = layer.mh, c.out_size

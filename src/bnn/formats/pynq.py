@@ -68,7 +68,8 @@ def _read_meta(folder: Path) -> dict:
     return meta
 
 
-def _read_classes(folder: Path) -> tuple[list[str], str, bool]:
+def _read_classes(folder: Path) -> tuple[list[str], str, int]:
+    """(names, line ending, line endings after the last name): what writes the same bytes back."""
     path = folder / "classes.txt"
     if not path.is_file():
         raise ParamsError(f"{path}: missing classes.txt (one class name per line)")
@@ -82,22 +83,29 @@ def _read_classes(folder: Path) -> tuple[list[str], str, bool]:
         lines.pop()
     if not lines:
         raise ParamsError(f"{path}: no class names")
-    return lines, newline, text.endswith(("\n", "\r"))
+    tail = text[len(text.rstrip("\r\n")) :]
+    return lines, newline, tail.count("\n") or tail.count("\r")
 
 
-def _unfold_layer(folder: Path, index: int, files: dict, simd: int, n_thresholds: int) -> Layer:
+def _unfold_layer(
+    folder: Path, index: int, files: dict, simd: int, n_thresholds: int, *, weight_bits: int = 1, mw: int | None = None
+) -> Layer:
+    """One layer from its PE files. Word nf*SF + sf of PE P's weights holds neuron nf*PE + P's columns
+    sf*SIMD .. sf*SIMD + SIMD - 1, `weight_bits` bits each, least significant first; its thresholds file
+    holds NF x NT int64 (none for a layer without thresholds, whose columns `mw` must then be given)."""
     pes = sorted(files)
     where = f"{folder}: layer {index}"
     if pes != list(range(len(pes))):
         missing = sorted(set(range(max(pes) + 1)) - set(pes))
         raise ParamsError(f"{where}: missing files for processing elements {missing}")
     pe = len(pes)
+    kinds = (("weights", "weights"), ("thresholds", "thres")) if n_thresholds else (("weights", "weights"),)
     for p in pes:
-        for kind in ("weights", "thres"):
-            if kind not in files[p]:
-                raise ParamsError(f"{folder / f'{index}-{p}-{kind}.bin'}: missing parameter file")
+        for _, key in kinds:
+            if key not in files[p]:
+                raise ParamsError(f"{folder / f'{index}-{p}-{key}.bin'}: missing parameter file")
     counts = {}
-    for kind, key in (("weights", "weights"), ("thresholds", "thres")):
+    for kind, key in kinds:
         counts[key] = [_word_count(files[p][key], kind) for p in pes]
         odd = next((p for p in pes if counts[key][p] != counts[key][0]), None)
         if odd is not None:
@@ -106,26 +114,45 @@ def _unfold_layer(folder: Path, index: int, files: dict, simd: int, n_thresholds
                 f"{counts[key][0] * 8}: every {kind} file of a layer has the same size"
             )
     weights = [np.fromfile(files[p]["weights"], dtype="<u8") for p in pes]
-    thres = [np.fromfile(files[p]["thres"], dtype="<i8") for p in pes]
-    n_t = thres[0].size
-    if n_t % n_thresholds:
-        raise ParamsError(f"{files[0]['thres']}: {n_t} thresholds is not a multiple of {n_thresholds} per neuron")
-    nf = n_t // n_thresholds
+    if n_thresholds:
+        thres = [np.fromfile(files[p]["thres"], dtype="<i8") for p in pes]
+        n_t = thres[0].size
+        if n_t % n_thresholds:
+            raise ParamsError(f"{files[0]['thres']}: {n_t} thresholds is not a multiple of {n_thresholds} per neuron")
+        nf = n_t // n_thresholds
+    else:
+        sf_known = mw // simd
+        if weights[0].size % sf_known:
+            raise ParamsError(
+                f"{files[0]['weights']}: {weights[0].size} words are not whole rows of {sf_known} words "
+                f"({mw} columns, SIMD {simd})"
+            )
+        nf = weights[0].size // sf_known
+        # A layer the hardware reads without thresholds may still have threshold files (streetview's last
+        # layer does: one per neuron, never used); they are kept, so that the set is written back whole.
+        if all("thres" in files[p] for p in pes):
+            thres = [np.fromfile(files[p]["thres"], dtype="<i8") for p in pes]
+            if any(t.size != thres[0].size for t in thres) or thres[0].size % nf:
+                raise ParamsError(f"{files[0]['thres']}: unused thresholds, but not a whole number per neuron")
+            n_thresholds = thres[0].size // nf
     if weights[0].size % nf:
         raise ParamsError(
             f"{files[0]['weights']}: {weights[0].size} words do not divide among the {nf} neurons "
             f"that {files[0]['thres'].name} gives this processing element"
         )
     sf = weights[0].size // nf
-    mh, mw = nf * pe, sf * simd
-    w = np.empty((mh, mw), dtype=np.uint8)
+    mh, cols = nf * pe, sf * simd
+    w = np.empty((mh, cols), dtype=np.uint8 if weight_bits == 1 else np.int8)
     t = np.empty((mh, n_thresholds), dtype=np.int64)
-    shifts = np.arange(simd, dtype=np.uint64)
+    shifts = np.arange(simd, dtype=np.uint64) * np.uint64(weight_bits)
+    mask = np.uint64((1 << weight_bits) - 1)
     for p in pes:
-        words = weights[p].reshape(nf, sf, 1)
-        # Word nf*SF+sf, bit i -> neuron nf*PE+P, column sf*SIMD+i.
-        w[p::pe] = ((words >> shifts) & np.uint64(1)).astype(np.uint8).reshape(nf, mw)
-        t[p::pe] = thres[p].reshape(nf, n_thresholds)
+        codes = ((weights[p].reshape(nf, sf, 1) >> shifts) & mask).astype(np.int16).reshape(nf, cols)
+        if weight_bits == 2:  # two's complement ap_int<2>: codes 2, 3 are -2, -1
+            codes = np.where(codes >= 2, codes - 4, codes)
+        w[p::pe] = codes
+        if n_thresholds:
+            t[p::pe] = thres[p].reshape(nf, n_thresholds)
     return Layer(weights=w, thresholds=t, pe=pe, simd=simd)
 
 
@@ -166,11 +193,29 @@ def read_params(folder: str | os.PathLike, network: str | None = None) -> ParamS
     for i in range(n_layers):
         if i not in files:
             raise ParamsError(f"{folder / f'{i}-0-weights.bin'}: missing parameter file (layer {i} of {network})")
-        layers.append(_unfold_layer(folder, i, files[i], simd[i], spec.layer_thresholds(i, n_layers)))
+        conv = spec.convs[i] if i < len(spec.convs) else None
+        layer = _unfold_layer(
+            folder,
+            i,
+            files[i],
+            simd[i],
+            spec.layer_thresholds(i, n_layers),
+            weight_bits=spec.weight_bits,
+            mw=layers[-1].mh if layers else None,
+        )
+        layer.conv = conv
+        if conv is not None and i == 0:
+            layer.threshold_bits = 24  # ap_fixed<24,16>: thresholds in 1/256 units (bnn.bits)
+        if conv is not None and layer.mw != conv.columns:
+            raise ParamsError(
+                f"{folder}: layer {i} has {layer.mw} columns, but {network}'s {conv.kernel}x{conv.kernel} convolution "
+                f"over {conv.channels} channels has {conv.columns}: is this a {network} set?"
+            )
+        layers.append(layer)
     extra = sorted(set(files) - set(range(n_layers)))
     if extra:
         raise ParamsError(f"{folder}: files for layer {extra[0]}, but {network} has {n_layers} layers")
-    classes, newline, final_newline = _read_classes(folder)
+    classes, newline, trailing = _read_classes(folder)
     pixel_thresholds = meta.pop("pixel_thresholds", [PIXEL_THRESHOLD])
     if not isinstance(pixel_thresholds, list) or not all(isinstance(t, int) for t in pixel_thresholds):
         raise ParamsError(f"{folder / META_FILE}: pixel_thresholds must be a list of integers")
@@ -178,11 +223,11 @@ def read_params(folder: str | os.PathLike, network: str | None = None) -> ParamS
         network=network,
         layers=layers,
         classes=classes,
-        decision=meta.get("decision", "highest_bit"),
+        decision=meta.get("decision", spec.batch_decision),
         metadata=meta,
         source=folder,
         classes_newline=newline,
-        classes_final_newline=final_newline,
+        classes_trailing_newlines=trailing,
         pixel_thresholds=tuple(pixel_thresholds),
     )
     params.validate()
@@ -224,17 +269,18 @@ def _is_param_file(entry: Path) -> bool:
 
 def _write_files(params: ParamSet, folder: Path) -> None:
     for index, layer in enumerate(params.layers):
-        pe, simd = layer.pe, layer.simd
+        pe, simd, wpi = layer.pe, layer.simd, layer.weight_bits
         nf, sf = layer.mh // pe, layer.mw // simd
-        weights = np.ascontiguousarray(layer.weights, dtype=np.uint64)
-        place = np.uint64(1) << np.arange(simd, dtype=np.uint64)
+        codes = np.ascontiguousarray(layer.weights.astype(np.int64) & ((1 << wpi) - 1), dtype=np.uint64)
+        place = np.uint64(1) << (np.arange(simd, dtype=np.uint64) * np.uint64(wpi))
         for p in range(pe):
-            bits = weights[p::pe].reshape(nf, sf, simd)
-            words = (bits * place).sum(axis=2, dtype=np.uint64)
+            fields = codes[p::pe].reshape(nf, sf, simd)
+            words = (fields * place).sum(axis=2, dtype=np.uint64)
             (folder / f"{index}-{p}-weights.bin").write_bytes(words.astype("<u8").tobytes())
-            (folder / f"{index}-{p}-thres.bin").write_bytes(layer.thresholds[p::pe].astype("<i8").tobytes())
+            if layer.n_thresholds:
+                (folder / f"{index}-{p}-thres.bin").write_bytes(layer.thresholds[p::pe].astype("<i8").tobytes())
     nl = params.classes_newline
-    text = nl.join(params.classes) + (nl if params.classes_final_newline else "")
+    text = nl.join(params.classes) + nl * params.classes_trailing_newlines
     (folder / "classes.txt").write_bytes(text.encode("utf-8"))
     meta = dict(params.metadata)
     simd = [layer.simd for layer in params.layers]
@@ -242,6 +288,6 @@ def _write_files(params: ParamSet, folder: Path) -> None:
         meta["pixel_thresholds"] = list(params.pixel_thresholds)
     if len(params.layers) != params.spec.n_layers:
         meta["layers"] = len(params.layers)
-    if meta or params.decision != "highest_bit" or tuple(simd) != params.spec.simd:
+    if meta or params.decision != params.spec.batch_decision or tuple(simd) != params.spec.simd:
         meta.update(network=params.network, decision=params.decision, simd=simd)
         (folder / META_FILE).write_bytes((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))

@@ -189,7 +189,7 @@ def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), to
         "bnn.record": _record(params),
         # classes.txt's layout, so that a folder written back has the same bytes
         "bnn.classes_newline": params.classes_newline,
-        "bnn.classes_final_newline": str(int(params.classes_final_newline)),
+        "bnn.classes_final_newline": str(params.classes_trailing_newlines),
     }
     onnx.helper.set_model_props(model, meta)
     onnx.checker.check_model(model)
@@ -529,13 +529,14 @@ def _assemble(layers, classes, meta, path, input_scale, pixel_thresholds) -> Par
     # Output bits: dot > 0 (they serve only the highest-bit rule; these sets decide by argmax).
     t = last_layer_thresholds(rows, mw, bits)
     out.append(Layer(last, t, pe=_fold_width(rows), simd=_fold_width(mw)))
-    decision, newline, final_newline = "argmax", "\n", True
+    decision, newline, trailing = "argmax", "\n", 1
     recorded = _recorded_layers(meta, out, layers, bits)
     if recorded is not None:  # our export, unchanged: the set as it was, decision rule included
         out = recorded
         decision = meta.get("bnn.decision", decision)
         newline = meta.get("bnn.classes_newline", newline)
-        final_newline = meta.get("bnn.classes_final_newline", "1") == "1"
+        raw = meta.get("bnn.classes_final_newline", "1")  # line endings after the last name (was 0 or 1)
+        trailing = int(raw) if raw.isdigit() else 1
     names = classes or (
         meta["bnn.classes"].split("\n") if "bnn.classes" in meta else [str(i) for i in range(n_classes)]
     )
@@ -549,7 +550,7 @@ def _assemble(layers, classes, meta, path, input_scale, pixel_thresholds) -> Par
         metadata={"imported_from": path.name, "format": "qonnx", "input_pixels": input_scale},
         source=path,
         classes_newline=newline,
-        classes_final_newline=final_newline,
+        classes_trailing_newlines=trailing,
         pixel_thresholds=pixel_thresholds,
     )
     params.validate()

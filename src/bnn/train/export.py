@@ -81,7 +81,7 @@ def export_params(
     params = ParamSet(network, layers, list(classes), decision=decision, metadata=dict(metadata or {}))
     if template is not None:
         params.classes_newline = template.classes_newline
-        params.classes_final_newline = template.classes_final_newline
+        params.classes_trailing_newlines = template.classes_trailing_newlines
     params.validate()
     return params
 

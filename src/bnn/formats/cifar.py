@@ -1,0 +1,147 @@
+"""CIFAR-10 batch files, the CNV networks' input: binary batches and the python (pickle) ones.
+
+A binary batch (``test_batch.bin`` of ``cifar-10-binary.tar.gz``) is a
+sequence of 3,073-byte records: 1 label byte, then the 1,024 red, 1,024
+green and 1,024 blue bytes of a 32x32 picture, each plane row major. A
+python batch (``test_batch`` of ``cifar-10-python.tar.gz``) is a pickled
+dict with ``data`` (N, 3072) uint8 in the same plane order and ``labels``;
+it is read with a restricted unpickler that builds nothing but plain
+containers and numpy arrays.
+
+Images come back as (N, 32, 32, 3) uint8, height x width x channel (RGB),
+the layout numpy and Pillow use and the one `bnn.Classifier` takes.
+
+    >>> from bnn.formats import cifar
+    >>> images, labels = cifar.read_batch("test_batch.bin")     # (N, 32, 32, 3), (N,)
+    >>> for images, labels in cifar.iter_batch("huge.bin", chunk_size=65536): ...
+
+Errors are `bnn.errors.CifarError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .._atomic import atomic_write
+from ..errors import CifarError
+
+__all__ = ["RECORD", "iter_batch", "read_batch", "records_to_images", "write_batch"]
+
+SIDE, CHANNELS = 32, 3
+#: Bytes of one binary record: the label, then the three colour planes.
+RECORD = 1 + SIDE * SIDE * CHANNELS
+# A pickled batch larger than this is not a CIFAR batch (the real ones are 31 MB).
+_MAX_PICKLE = 1 << 30
+
+
+def records_to_images(records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3073) uint8 records -> (images (N, 32, 32, 3) uint8 HWC, labels (N,) uint8)."""
+    planes = records[:, 1:].reshape(len(records), CHANNELS, SIDE, SIDE)
+    return np.ascontiguousarray(planes.transpose(0, 2, 3, 1)), records[:, 0].copy()
+
+
+def _is_pickle(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"  # pickle protocol 2+ opcode; a binary batch starts with a label 0..9
+
+
+def _check_binary_size(path: Path) -> int:
+    size = path.stat().st_size
+    if size == 0 or size % RECORD:
+        whole = size // RECORD
+        raise CifarError(
+            f"{path}: {size} bytes is not a whole number of {RECORD}-byte CIFAR-10 records "
+            f"(1 label byte + 3,072 pixel bytes; {whole} whole records and {size - whole * RECORD} bytes over)"
+        )
+    return size // RECORD
+
+
+def iter_batch(path: str | os.PathLike, *, chunk_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (images (n, 32, 32, 3), labels (n,)) in chunks of at most `chunk_size` records.
+
+    Memory is bounded by one chunk for binary batches; a python batch is
+    read whole (the format has no other way).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CifarError(f"{path}: is a folder, not a CIFAR-10 batch file")
+    if _is_pickle(path):
+        images, labels = _read_pickle(path)
+        for s in range(0, len(images), chunk_size):
+            yield images[s : s + chunk_size], labels[s : s + chunk_size]
+        return
+    n = _check_binary_size(path)
+    with open(path, "rb") as f:
+        for first in range(0, n, chunk_size):
+            count = min(chunk_size, n - first)
+            data = f.read(count * RECORD)
+            if len(data) != count * RECORD:
+                raise CifarError(f"{path}: ends early, at record {first + len(data) // RECORD} of {n}")
+            yield records_to_images(np.frombuffer(data, dtype=np.uint8).reshape(count, RECORD))
+
+
+def read_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 32, 32, 3) uint8, labels (N,) uint8) of a binary or python CIFAR-10 batch."""
+    parts = list(iter_batch(path))
+    if not parts:
+        return np.zeros((0, SIDE, SIDE, CHANNELS), np.uint8), np.zeros(0, np.uint8)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Builds plain containers and numpy arrays only: a pickle naming anything else is refused."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to build {module}.{name}")
+
+
+def _read_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if path.stat().st_size > _MAX_PICKLE:
+        raise CifarError(f"{path}: {path.stat().st_size} bytes is far larger than a CIFAR-10 python batch")
+    try:
+        with open(path, "rb") as f:
+            batch = _BatchUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise CifarError(f"{path}: not a readable CIFAR-10 python batch: {exc}") from None
+    if not isinstance(batch, dict):
+        raise CifarError(f"{path}: a CIFAR-10 python batch is a dict, this pickle holds {type(batch).__name__}")
+    get = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    data, labels = get.get("data"), get.get("labels", get.get("fine_labels"))
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != RECORD - 1:
+        raise CifarError(f"{path}: 'data' must be an (N, 3072) uint8 array")
+    if labels is None or len(labels) != len(data):
+        raise CifarError(f"{path}: 'labels' must hold one label per image ({len(data)})")
+    records = np.empty((len(data), RECORD), np.uint8)
+    records[:, 0] = np.asarray(labels, dtype=np.int64)
+    records[:, 1:] = data
+    return records_to_images(records)
+
+
+def write_batch(path: str | os.PathLike, images: np.ndarray, labels=None) -> Path:
+    """Write (N, 32, 32, 3) uint8 images (labels: (N,), default 0) as a binary batch, atomically."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.shape[1:] != (SIDE, SIDE, CHANNELS):
+        raise ValueError(f"expected (N, 32, 32, 3) uint8 images, got {images.dtype} {images.shape}")
+    records = np.empty((len(images), RECORD), np.uint8)
+    records[:, 0] = 0 if labels is None else np.asarray(labels, dtype=np.uint8)
+    records[:, 1:] = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+    path = Path(path)
+    with atomic_write(path) as f:
+        f.write(records.tobytes())
+    return path
