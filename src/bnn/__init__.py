@@ -1,8 +1,11 @@
-"""bnn: the BNN-PYNQ LFC classifier (MNIST, W1A1 and W1A2) on any CPU, bit-exact with the FPGA.
+"""bnn: the BNN-PYNQ classifiers on any CPU, bit-exact with the FPGA: LFC (MNIST, W1A1 and W1A2) and
+CNV (CIFAR-10, road signs, house numbers; W1A1, W1A2, W2A2).
 
     >>> import bnn
     >>> clf = bnn.LfcClassifier(bnn.NETWORK_LFCW1A1, "mnist", bnn.RUNTIME_HW)
     >>> clf.classify_mnists("t10k-images-idx3-ubyte.gz")
+    >>> cnv = bnn.CnvClassifier(bnn.NETWORK_CNVW1A1, "cifar10", bnn.RUNTIME_SW)
+    >>> cnv.classify_cifars("test_batch.bin")
 
 The layout, bottom up: a module imports only modules of its own level or
 below (tests/test_layout.py checks the levels, and that there is no cycle):
@@ -29,11 +32,15 @@ from importlib.metadata import PackageNotFoundError, version
 from . import errors, params
 from .classifier import Classifier
 from .compat import (
+    NETWORK_CNVW1A1,
+    NETWORK_CNVW1A2,
+    NETWORK_CNVW2A2,
     NETWORK_LFCW1A1,
     NETWORK_LFCW1A2,
     RUNTIME_HW,
     RUNTIME_SW,
     RUNTIME_TORCH,
+    CnvClassifier,
     LfcClassifier,
     available_params,
 )
@@ -53,12 +60,16 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "NETWORK_CNVW1A1",
+    "NETWORK_CNVW1A2",
+    "NETWORK_CNVW2A2",
     "NETWORK_LFCW1A1",
     "NETWORK_LFCW1A2",
     "RUNTIME_HW",
     "RUNTIME_SW",
     "RUNTIME_TORCH",
     "Classifier",
+    "CnvClassifier",
     "LfcClassifier",
     "available_params",
     "errors",

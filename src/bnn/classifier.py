@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import ImageError, UnknownNameError
 from .formats import idx
-from .params import DECISION_RULES, PIXELS, ParamSet, load_params, network_spec
+from .params import DECISION_RULES, ParamSet, load_params, network_spec
 from .runtimes import Outputs, make_runtime
 
 __all__ = ["Classifier", "as_images"]
@@ -34,32 +34,39 @@ __all__ = ["Classifier", "as_images"]
 CHUNK = 65536
 
 
-def as_images(images, *, where: str = "images") -> np.ndarray:
-    """Check and view `images` as a C-contiguous (N, 784) uint8 array; ImageError otherwise.
+def as_images(images, *, where: str = "images", shape: tuple[int, ...] = (28, 28)) -> np.ndarray:
+    """Check and view `images` as a C-contiguous (N, P) uint8 array; ImageError otherwise.
 
-    Accepts (N, 28, 28) or (N, 784) uint8 arrays (or anything np.asarray makes one of).
+    `shape` is one image's: (28, 28) for an LFC (P = 784), (32, 32, 3) for a CNV (P = 3072, pixels
+    interleaved: height x width x channel). Accepts (N, *shape) or (N, P) uint8 arrays (or anything
+    np.asarray makes one of).
     """
     arr = np.asarray(images)
+    size = int(np.prod(shape))
     if arr.dtype != np.uint8:
         raise ImageError(f"{where}: expected uint8 pixels (0..255), got dtype {arr.dtype}")
-    if arr.ndim == 3 and arr.shape[1:] == (28, 28):
-        arr = arr.reshape(arr.shape[0], PIXELS)
-    elif not (arr.ndim == 2 and arr.shape[1] == PIXELS):
-        raise ImageError(f"{where}: expected shape (N, 28, 28) or (N, 784), got {arr.shape}")
+    if arr.ndim == 1 + len(shape) and arr.shape[1:] == tuple(shape):
+        arr = arr.reshape(arr.shape[0], size)
+    elif not (arr.ndim == 2 and arr.shape[1] == size):
+        raise ImageError(f"{where}: expected shape {_shapes(shape)}, got {arr.shape}")
     return np.ascontiguousarray(arr)
+
+
+def _shapes(shape: tuple[int, ...]) -> str:
+    return f"(N, {', '.join(map(str, shape))}) or (N, {int(np.prod(shape))})"
 
 
 def _is_tensor(images) -> bool:
     return type(images).__name__ == "Tensor" and type(images).__module__.startswith("torch")
 
 
-def _check_tensor(images) -> None:
-    """ImageError unless `images` is a uint8 tensor of shape (N, 28, 28) or (N, 784)."""
+def _check_tensor(images, shape: tuple[int, ...]) -> None:
+    """ImageError unless `images` is a uint8 tensor of shape (N, *shape) or (N, P)."""
     if str(images.dtype) != "torch.uint8":
         raise ImageError(f"images: expected uint8 pixels (0..255), got dtype {images.dtype}")
-    shape = tuple(images.shape)
-    if not (len(shape) == 3 and shape[1:] == (28, 28) or len(shape) == 2 and shape[1] == PIXELS):
-        raise ImageError(f"images: expected shape (N, 28, 28) or (N, 784), got {shape}")
+    got, size = tuple(images.shape), int(np.prod(shape))
+    if not (got[1:] == tuple(shape) or len(got) == 2 and got[1] == size):
+        raise ImageError(f"images: expected shape {_shapes(shape)}, got {got}")
 
 
 def _progress_bar(total: int, name: str):
@@ -152,15 +159,16 @@ class Classifier:
         return self._infer(images, scores=False, as_tensors=as_tensors).classes
 
     def _predict_dask(self, images):
-        """A lazy dask array of classes (N,) int32 for a dask array (N, 28, 28) or (N, 784) of uint8.
+        """A lazy dask array of classes (N,) int32 for a dask array of uint8 images (N, *image_shape) or (N, P).
 
         One task per block of images; this classifier is one node of the
         graph, so each worker receives (and builds) it once.
         """
         import dask
 
-        if images.dtype != np.uint8 or images.ndim not in (2, 3):
-            raise ImageError(f"dask images: expected uint8 (N, 28, 28) or (N, 784), got {images.dtype} {images.shape}")
+        shape = self.params.image_shape
+        if images.dtype != np.uint8 or images.ndim not in (2, 1 + len(shape)):
+            raise ImageError(f"dask images: expected uint8 {_shapes(shape)}, got {images.dtype} {images.shape}")
         images = images.rechunk({i: -1 for i in range(1, images.ndim)})
         node = dask.delayed(self, traverse=False)
         return images.map_blocks(
@@ -172,11 +180,11 @@ class Classifier:
         if as_tensors and not on_device:
             raise UnknownNameError(f"as_tensors=True needs runtime='torch', not {self.runtime!r}")
         if _is_tensor(images):
-            _check_tensor(images)
+            _check_tensor(images, self.params.image_shape)
             if not on_device:
                 images = images.cpu().numpy()
         if not (on_device and (as_tensors or _is_tensor(images))):
-            return self._timed(as_images(images), scores=scores)
+            return self._timed(as_images(images, shape=self.params.image_shape), scores=scores)
         start = time.perf_counter()
         out = self._runtime.run_tensor(images, self.decision)
         out = out if as_tensors else Outputs(*(t.cpu().numpy() for t in out))
@@ -186,23 +194,37 @@ class Classifier:
         return out
 
     def classify_image(self, image) -> int:
-        """Class of one picture of a digit (path, PIL image or array), MNIST-style preprocessed (`bnn.images`)."""
-        from .formats.images import load_image
+        """Class of one picture (path, bytes, PIL image or array), preprocessed for the network: an LFC's
+        MNIST-style digit (`bnn.formats.images.load_image`), a CNV's 32x32 thumbnail
+        (`bnn.formats.images.load_cnv_image`, the original's image_to_cifar)."""
+        return int(self.predict(self.preprocess(image)[None])[0])
 
-        return int(self.predict(load_image(image)[None])[0])
+    def preprocess(self, image) -> np.ndarray:
+        """One picture as this network's input image: (28, 28) or (32, 32, 3) uint8."""
+        from .formats.images import load_cnv_image, load_image
+
+        return load_cnv_image(image) if self.params.spec.convolutional else load_image(image)
 
     def predict_file(self, path: str | os.PathLike, *, chunk_size: int = CHUNK, progress: bool = False) -> np.ndarray:
-        """Classes of every image of an IDX3 file, read in chunks (memory independent of file size).
+        """Classes of every image of a file, read in chunks (memory independent of file size): an IDX3
+        file for an LFC, a CIFAR-10 batch (binary or python) for a CNV.
 
         `progress` shows a progress bar (tqdm, on stderr) when the file holds
         more than one chunk.
         """
+        return self._file_outputs(path, chunk_size=chunk_size, progress=progress, scores=False).classes
+
+    def infer_file(self, path: str | os.PathLike, *, chunk_size: int = CHUNK, progress: bool = False) -> Outputs:
+        """`infer` over every image of a file (as `predict_file` reads it): classes, scores and bits."""
+        return self._file_outputs(path, chunk_size=chunk_size, progress=progress, scores=True)
+
+    def _file_outputs(self, path, *, chunk_size: int, progress: bool, scores: bool) -> Outputs:
         parts, elapsed, count = [], 0.0, 0
-        total = idx.read_header(path).shape[0]
+        chunks, total = self._file_chunks(path, chunk_size)
         bar = _progress_bar(total, str(path)) if progress and total > chunk_size else None
-        for chunk in idx.iter_images(path, chunk_size=chunk_size):
+        for chunk in chunks:
             start = time.perf_counter()
-            parts.append(self._run(np.ascontiguousarray(chunk.reshape(len(chunk), PIXELS)), scores=False).classes)
+            parts.append(self._run(np.ascontiguousarray(chunk.reshape(len(chunk), -1)), scores=scores))
             elapsed += time.perf_counter() - start
             count += len(chunk)
             if bar is not None:
@@ -210,7 +232,19 @@ class Classifier:
         if bar is not None:
             bar.close()
         self.usec_per_image = elapsed * 1e6 / count if count else 0.0
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        if not parts:
+            c = len(self.classes)
+            return Outputs(np.zeros(0, np.int32), np.zeros((0, c), np.int32), np.zeros((0, c), bool))
+        return Outputs(*(np.concatenate(field) for field in zip(*parts)))
+
+    def _file_chunks(self, path, chunk_size: int):
+        """(iterator of image chunks, total images) of an IDX3 file (LFC) or a CIFAR-10 batch (CNV)."""
+        if self.params.spec.convolutional:
+            from .formats import cifar
+
+            total = cifar.count_images(path)
+            return (images for images, _ in cifar.iter_batch(path, chunk_size=chunk_size)), total
+        return idx.iter_images(path, chunk_size=chunk_size), idx.read_header(path).shape[0]
 
     def _timed(self, images: np.ndarray, *, scores: bool) -> Outputs:
         start = time.perf_counter()
@@ -269,4 +303,4 @@ class Classifier:
 
 def _predict_block(block: np.ndarray, classifier: Classifier) -> np.ndarray:
     """One dask block's classes (a module-level function: tasks are pickled by reference)."""
-    return classifier.predict(np.ascontiguousarray(block.reshape(len(block), PIXELS)))
+    return classifier.predict(np.ascontiguousarray(block.reshape(len(block), -1)))

@@ -19,6 +19,7 @@ __all__ = [
     "ParamsError",
     "ParamsNotFoundError",
     "UnknownNameError",
+    "UnsupportedError",
 ]
 
 
@@ -51,7 +52,12 @@ class UnknownNameError(BnnError, ValueError):
 
 
 class NativeUnavailableError(BnnError, RuntimeError):
-    """The native extension is not built or a requested kernel cannot run on this CPU."""
+    """The native extension is not built, a requested kernel cannot run on this CPU, or the native
+    runtime cannot run this kind of network (yet)."""
+
+
+class UnsupportedError(BnnError, NotImplementedError):
+    """A runtime or format cannot handle this kind of network (yet); the message says what can."""
 
 
 class MissingExtraError(BnnError, ImportError):

@@ -342,7 +342,9 @@ class ParamSet:
                     )
                 before = self.layers[i - 1]
                 if i and before.conv is None and layer.mw != before.mh:
-                    raise ParamsError(f"{where}: layer {i} has {layer.mw} inputs but layer {i - 1} has {before.mh} outputs")
+                    raise ParamsError(
+                        f"{where}: layer {i} has {layer.mw} inputs but layer {i - 1} has {before.mh} outputs"
+                    )
                 channels, size = layer.mh, 1
                 continue
             if i and self.layers[i - 1].conv is None:

@@ -30,7 +30,7 @@ import numpy as np
 from .._atomic import atomic_write
 from ..errors import CifarError
 
-__all__ = ["RECORD", "iter_batch", "read_batch", "records_to_images", "write_batch"]
+__all__ = ["RECORD", "count_images", "iter_batch", "read_batch", "records_to_images", "write_batch"]
 
 SIDE, CHANNELS = 32, 3
 #: Bytes of one binary record: the label, then the three colour planes.
@@ -59,6 +59,14 @@ def _check_binary_size(path: Path) -> int:
             f"(1 label byte + 3,072 pixel bytes; {whole} whole records and {size - whole * RECORD} bytes over)"
         )
     return size // RECORD
+
+
+def count_images(path: str | os.PathLike) -> int:
+    """Images in a CIFAR-10 batch file (a binary batch's size is checked, nothing more is read)."""
+    path = Path(path)
+    if path.is_dir():
+        raise CifarError(f"{path}: is a folder, not a CIFAR-10 batch file")
+    return len(_read_pickle(path)[1]) if _is_pickle(path) else _check_binary_size(path)
 
 
 def iter_batch(path: str | os.PathLike, *, chunk_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:

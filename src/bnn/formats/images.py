@@ -1,4 +1,13 @@
-"""Ordinary pictures of digits -> MNIST-style 28x28 uint8 images.
+"""Ordinary pictures -> the networks' input images: MNIST-style 28x28 digits (LFC), 32x32 RGB (CNV).
+
+CNV (`load_cnv_image`): the original's ``image_to_cifar``: a thumbnail of
+at most 32x32 pixels keeping the aspect ratio (Pillow's LANCZOS), centred
+on white. Pillow versions resample differently, so the same picture can
+give slightly different pixels under another Pillow (the original's own
+``deer.bin`` differs from Pillow 10+ by up to 4 in half its values); the
+class rarely changes.
+
+LFC (`load_image`):
 
 MNIST digits are light on dark, fitted into a 20x20 box keeping their
 aspect ratio, and centred by their centre of mass in a 28x28 field. A photo
@@ -21,7 +30,7 @@ import numpy as np
 
 from ..errors import ImageError, MissingExtraError
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "PREPROCESSING", "load_image", "to_mnist"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "PREPROCESSING", "load_cnv_image", "load_image", "to_cifar", "to_mnist"]
 
 #: Names the preprocessing `load_image` applies; recorded in sets trained on pictures, so that
 #: whoever classifies with them knows what their inputs went through.
@@ -55,20 +64,12 @@ def load_image(image, *, preprocess: bool = True, name: str | None = None, max_p
     memory stays near the decoded picture itself (1 byte a pixel in
     grayscale, 3-4 in colour) whatever its size.
     """
-    Image = _pil()
     if isinstance(image, (str, os.PathLike, bytes)):
-        path = Path(image) if not isinstance(image, bytes) else name or "image"
-        source = io.BytesIO(image) if isinstance(image, bytes) else path
+        img, path = _open(image, name, max_pixels)
         try:
-            with Image.open(source) as img:
-                if img.width * img.height > max_pixels:
-                    raise ImageError(
-                        f"{path}: {img.width}x{img.height} pixels is too large a picture (limit {max_pixels} pixels)"
-                    )
+            with img:
                 gray = np.asarray(_reduced(img).convert("L"), dtype=np.float64)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            if isinstance(exc, (FileNotFoundError, ImageError)):
-                raise
+        except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"{path}: not a readable image: {exc}") from None
     elif hasattr(image, "convert"):
         gray = np.asarray(image.convert("L"), dtype=np.float64)
@@ -94,6 +95,54 @@ def _reduced(img):
     if img.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):  # what reduce() takes; palettes, 1-bit, CMYK are not
         img = img.convert("L")  # what load_image makes of it anyway
     return img.reduce(factor) if factor >= 2 else img
+
+
+def _open(image, name: str | None, max_pixels: int):
+    """(PIL image, what errors call it) of a path or encoded bytes, its size checked before decoding."""
+    Image = _pil()
+    path = Path(image) if not isinstance(image, bytes) else name or "image"
+    source = io.BytesIO(image) if isinstance(image, bytes) else path
+    try:
+        img = Image.open(source)
+        if img.width * img.height > max_pixels:
+            img.close()
+            raise ImageError(
+                f"{path}: {img.width}x{img.height} pixels is too large a picture (limit {max_pixels} pixels)"
+            )
+        return img, path
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, (FileNotFoundError, ImageError)):
+            raise
+        raise ImageError(f"{path}: not a readable image: {exc}") from None
+
+
+def load_cnv_image(image, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A picture (path, encoded bytes, PIL image, or (H, W, 3|4) / (H, W) uint8 array) as a CNV input:
+    (32, 32, 3) uint8 RGB, by `to_cifar`. A PIL image given is not changed."""
+    Image = _pil()
+    if isinstance(image, (str, os.PathLike, bytes)):
+        img, path = _open(image, name, max_pixels)
+        try:
+            with img:
+                return to_cifar(img)
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"{path}: not a readable image: {exc}") from None
+    if hasattr(image, "convert"):
+        return to_cifar(image.copy())
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageError(f"image: expected a uint8 (H, W), (H, W, 3) or (H, W, 4) array, got {arr.dtype} {arr.shape}")
+    return to_cifar(Image.fromarray(arr))
+
+
+def to_cifar(img) -> np.ndarray:
+    """The original's image_to_cifar: `img` (a PIL image, changed in place) thumbnailed to at most 32x32
+    (LANCZOS, aspect kept), pasted without a mask at the centre of a white 32x32 field; (32, 32, 3) RGB."""
+    Image = _pil()
+    img.thumbnail((32, 32), Image.LANCZOS)
+    background = Image.new("RGBA", (32, 32), (255, 255, 255, 0))
+    background.paste(img, (int((32 - img.size[0]) / 2), int((32 - img.size[1]) / 2)))
+    return np.ascontiguousarray(np.asarray(background)[:, :, :3])
 
 
 def _exact_28(gray: np.ndarray) -> np.ndarray:

@@ -92,6 +92,8 @@ class NativeRuntime:
     def __init__(self, params: ParamSet, *, kernel: str | None = None, threads: int | None = None):
         native = _require()
         params.validate()
+        if params.spec.convolutional:
+            raise NativeUnavailableError(f"the native runtime has no convolution kernels yet ({params.network})")
         if kernel is not None and kernel not in KERNELS:
             raise UnknownNameError(f"unknown kernel {kernel!r}; known kernels: {', '.join(KERNELS)}")
         if kernel is not None and kernel not in native.available_kernels():

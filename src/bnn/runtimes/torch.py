@@ -35,7 +35,7 @@ import warnings
 import numpy as np
 
 from ..bits import PIXEL_THRESHOLD, accumulators, activate, decide, pixel_values
-from ..errors import MissingExtraError, UnknownNameError
+from ..errors import MissingExtraError, UnknownNameError, UnsupportedError
 from ..paramset import PIXELS, ParamSet
 from .base import Outputs
 
@@ -107,6 +107,11 @@ class TorchRuntime:
         products are slow: CPU _int_mm runs far below float32 BLAS). `packed`: upload bits, not bytes."""
         _require_torch()
         params.validate()
+        if params.spec.convolutional:
+            raise UnsupportedError(
+                f"the torch runtime runs fully connected networks only, not {params.network} (yet): "
+                "use runtime='reference' or 'native'"
+            )
         self.params = params
         try:
             self.device = torch.device(device or best_device())
