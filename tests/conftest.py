@@ -20,6 +20,12 @@ from bnn.runtimes import native
 SHARED = Path(os.environ.get("BNN_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 MNIST = SHARED / "data" / "mnist"
 ORIGINAL = SHARED / "data" / "bnn-pynq-params" / "mnist"
+ORIGINAL_SETS = SHARED / "data" / "bnn-pynq-params"
+CIFAR = SHARED / "data" / "cifar10" / "test_batch_first932.bin"
+PICTURES = SHARED / "data" / "pictures"
+#: Correct classes of the original cifar10 CNV sets on the first 932 CIFAR-10 test images (the spec's figures,
+#: from an implementation written apart from this project).
+CIFAR_CORRECT = {"cnvW1A1": 751, "cnvW1A2": 791, "cnvW2A2": 794}
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 try:  # the torch runtime is tested wherever torch is installed (CI installs it)
     import torch as TORCH
@@ -82,6 +88,119 @@ def kernel_param(kernel: str):
     elif kernel not in native.available_kernels():
         why = f"this CPU lacks {_KERNEL_NEEDS.get(kernel, 'what the kernel needs')}"
     return pytest.param(kernel, id=kernel, marks=[pytest.mark.skip(reason=why)] if why else [])
+
+
+@pytest.fixture(scope="session")
+def cifar_test():
+    """(images (932, 32, 32, 3) uint8 HWC, labels (932,) uint8): the CIFAR-10 test images there are."""
+    from bnn.formats import cifar
+
+    return cifar.read_batch(need(CIFAR))
+
+
+def literal_cnv_forward(params: ParamSet, images: np.ndarray) -> np.ndarray:
+    """The CNV spec in Python integers and plain loops, written apart from every runtime: (N, C) scores.
+
+    Slow: small geometries and few images only. An oracle for the reference itself.
+    """
+    wrap = lambda v, bits: (v + (1 << (bits - 1))) % (1 << bits) - (1 << (bits - 1))  # noqa: E731
+    out = []
+    for image in images.reshape(len(images), *params.image_shape).astype(np.int64):
+        p = image
+        x = np.minimum((512 * p + 255) // 510 - 128, 127)  # q with q / 128 = ap_fixed<8,1>(2p/255 - 1)
+        for i, layer in enumerate(params.layers):
+            w = layer.weights.astype(np.int64) * (2 if layer.weight_bits == 1 else 1) - (layer.weight_bits == 1)
+            t = [[wrap(int(v), layer.threshold_bits) for v in row] for row in layer.thresholds]
+            last = i == len(params.layers) - 1
+            if layer.conv is not None:
+                c = layer.conv
+                side = c.size - c.kernel + 1
+                rows = [
+                    [
+                        x[y + ky, xx + kx, ch]
+                        for ky in range(c.kernel)
+                        for kx in range(c.kernel)
+                        for ch in range(c.channels)
+                    ]
+                    for y in range(side)
+                    for xx in range(side)
+                ]
+            else:
+                rows = [list(x.reshape(-1))]
+            acc = np.array([[int(np.dot(r, w[n])) for n in range(layer.mh)] for r in rows], dtype=np.int64)
+            if i == 0:
+                acc = 2 * acc
+            elif params.activation_bits == 1:
+                acc = (acc + layer.mw) // 2  # agreements of bits
+            if last:
+                out.append(wrap(acc[0], 16))
+                break
+            if layer.n_thresholds == 1:
+                a = np.where(acc > np.array([r[0] for r in t]), 1, -1)
+            else:
+                a = (acc > np.array([r[0] for r in t])).astype(int) + (acc > np.array([r[1] for r in t])) - 1
+            if layer.conv is not None:
+                a = a.reshape(side, side, layer.mh)
+                if layer.conv.pool:
+                    a = np.array(
+                        [
+                            [
+                                [
+                                    max(a[2 * y + dy, 2 * xx + dx, n] for dy in (0, 1) for dx in (0, 1))
+                                    for n in range(layer.mh)
+                                ]
+                                for xx in range(side // 2)
+                            ]
+                            for y in range(side // 2)
+                        ]
+                    )
+            x = a
+    return np.array(out, dtype=np.int64).reshape(len(images), params.layers[-1].mh)
+
+
+def random_cnv_params(
+    rng: np.random.Generator,
+    network: str = "cnvW1A1",
+    size: int = 8,
+    channels: tuple[int, ...] = (3, 8, 16),
+    pools: tuple[bool, ...] = (False, True),
+    fc: tuple[int, ...] = (24,),
+    n_classes: int = 10,
+) -> ParamSet:
+    """A random valid convolutional set: len(channels) - 1 3x3 convolutions (their pools), then fully
+    connected layers, thresholds near the middle so that neurons switch."""
+    from bnn.params import Conv
+
+    spec = NETWORKS[network]
+    layers, side = [], size
+    nt = spec.thresholds[0]
+    for i, (cin, cout) in enumerate(zip(channels, channels[1:])):
+        conv = Conv(cin, side, 3, pools[i])
+        w = _random_weights(rng, spec.weight_bits, (cout, conv.columns))
+        spread = int(np.sqrt(conv.columns)) + 1
+        centre = 0 if i == 0 or spec.activation_bits == 2 else conv.columns // 2
+        scale = 2 * 60 if i == 0 else 1  # layer 0 sums 8-bit pixels, in 1/256 units
+        t = np.sort(rng.integers(centre - scale * spread, centre + scale * spread, (cout, nt)), axis=1)
+        layers.append(Layer(w, t.astype(np.int64), pe=1, simd=1, conv=conv, threshold_bits=24 if i == 0 else 16))
+        side = conv.out_size
+    width = channels[-1] * side * side
+    for j, rows in enumerate([*fc, max(16, n_classes)]):
+        last = j == len(fc)
+        w = _random_weights(rng, spec.weight_bits, (rows, width))
+        spread = int(np.sqrt(width)) + 1
+        centre = width // 2 if spec.activation_bits == 1 else 0
+        t = np.sort(rng.integers(centre - spread, centre + spread, (rows, 0 if last else nt)), axis=1)
+        layers.append(Layer(w, t.astype(np.int64), pe=1, simd=1))
+        width = rows
+    params = ParamSet(network, layers, [f"c{i}" for i in range(n_classes)], decision="positive_max")
+    params.validate()
+    return params
+
+
+def _random_weights(rng, bits: int, shape) -> np.ndarray:
+    if bits == 1:
+        return rng.integers(0, 2, shape, dtype=np.uint8)
+    return rng.integers(-2, 2, shape).astype(np.int8)
 
 
 def runtime_ids() -> list:

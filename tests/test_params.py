@@ -4,7 +4,7 @@ import filecmp
 
 import numpy as np
 import pytest
-from conftest import SHIPPED_CORRECT, random_params
+from conftest import ORIGINAL_SETS, SHIPPED_CORRECT, need, random_cnv_params, random_params
 
 import bnn
 from bnn.errors import ParamsError, ParamsNotFoundError, UnknownNameError
@@ -205,3 +205,95 @@ def test_shipped_sets_record_no_machine_paths(network):
     files = [meta["config"][k] for k in ("train_images", "train_labels", "test_images", "test_labels")]
     assert all(f.endswith(("-ubyte", "-ubyte.gz")) and "/" not in f for f in files), files
     assert meta["decision"] == "argmax" and meta["epoch_selected"] <= meta["epochs_run"]
+
+
+# --- CNV folders ---
+
+CNV_SETS = [("cifar10", "cnvW1A1"), ("cifar10", "cnvW1A2"), ("cifar10", "cnvW2A2"), ("road-signs", "cnvW1A1")]
+CNV_SETS += [("streetview", "cnvW1A1")]
+
+
+@pytest.mark.parametrize(("dataset", "network"), CNV_SETS)
+def test_cnv_write_back_is_byte_identical(tmp_path, dataset, network):
+    src = need(ORIGINAL_SETS / dataset / network)
+    params = read_params(src)
+    write_params(params, tmp_path / network)
+    names = sorted(p.name for p in src.iterdir())
+    assert sorted(p.name for p in (tmp_path / network).iterdir()) == names  # no bnn-meta.json: nothing to add
+    match, mismatch, errors = filecmp.cmpfiles(src, tmp_path / network, names, shallow=False)
+    assert mismatch == [] and errors == []
+
+
+@pytest.mark.parametrize(("dataset", "network"), CNV_SETS)
+def test_the_shipped_cnv_sets_are_the_originals(dataset, network):
+    src = need(ORIGINAL_SETS / dataset / network)
+    shipped = bnn.params.package_params_dir() / dataset / network
+    names = sorted(p.name for p in src.iterdir())
+    assert sorted(p.name for p in shipped.iterdir()) == names
+    assert filecmp.cmpfiles(src, shipped, names, shallow=False)[0] == names
+    assert (bnn.params.package_params_dir() / "LICENSE-BNN-PYNQ").read_text().count("Copyright (c) 2016, Xilinx") == 1
+
+
+def test_cnv_geometry_and_weights(tmp_path):
+    w1 = read_params(need(ORIGINAL_SETS / "cifar10" / "cnvW1A1"))
+    assert [layer.weights.shape for layer in w1.layers] == [
+        (64, 27),
+        (64, 576),
+        (128, 576),
+        (128, 1152),
+        (256, 1152),
+        (256, 2304),
+        (512, 256),
+        (512, 512),
+        (64, 512),
+    ]
+    assert [layer.conv.pool for layer in w1.layers[:6]] == [False, True, False, True, False, False]
+    assert [layer.threshold_bits for layer in w1.layers] == [24] + [16] * 8
+    assert w1.image_shape == (32, 32, 3) and w1.layers[-1].n_thresholds == 0 and w1.decision == "positive_max"
+    w2 = read_params(need(ORIGINAL_SETS / "cifar10" / "cnvW2A2"))
+    assert all(layer.weights.dtype == np.int8 for layer in w2.layers)
+    assert set(np.unique(w2.layers[3].weights)) == {-1, 0, 1}  # 2-bit two's complement, as stored
+    streetview = read_params(need(ORIGINAL_SETS / "streetview" / "cnvW1A1"))
+    assert streetview.classes == [str(i) for i in range(1, 10)] + ["0"] and streetview.layers[-1].mh == 12
+
+
+@pytest.mark.parametrize(
+    ("dataset", "stored", "asked", "message"),
+    [
+        ("cifar10", "cnvW2A2", "cnvW1A1", r"0-0-weights.bin: 72 words do not divide among the 16 neurons"),
+        (
+            "cifar10",
+            "cnvW2A2",
+            "cnvW1A2",
+            r"layer 1 has 1152 columns, but cnvW1A2's 3x3 convolution over 64 "
+            r"channels has 576: is this a cnvW1A2 set\?",
+        ),
+        ("cifar10", "cnvW1A1", "cnvW2A2", r"layer 0 has 54 columns, but cnvW2A2's .* is this a cnvW2A2 set\?"),
+    ],
+)
+def test_a_cnv_folder_read_as_another_network_is_named(dataset, stored, asked, message):
+    with pytest.raises(ParamsError, match=message):
+        read_params(need(ORIGINAL_SETS / dataset / stored), asked)
+
+
+def test_a_truncated_cnv_file_is_named(tmp_path):
+    src = need(ORIGINAL_SETS / "cifar10" / "cnvW1A1")
+    copy = tmp_path / "cnvW1A1"
+    copy.mkdir()
+    for f in src.iterdir():
+        copy.joinpath(f.name).write_bytes(f.read_bytes())
+    bad = copy / "3-5-weights.bin"
+    bad.write_bytes(bad.read_bytes()[:-16])
+    with pytest.raises(ParamsError, match=r"3-5-weights.bin: 2288 bytes, but 3-0-weights.bin has 2304: every weights file"):
+        read_params(copy)
+
+
+def test_random_cnv_geometry_round_trips_with_its_record(tmp_path):
+    params = random_cnv_params(np.random.default_rng(3), "cnvW2A2", 8, (3, 5, 6), (False, True), (12,))
+    folder = write_params(params, tmp_path / "small" / "cnvW2A2")
+    assert json_meta(folder)["convs"] == [[3, 8, 3, 0], [5, 6, 3, 1]]
+    back = read_params(folder)
+    assert [layer.conv for layer in back.layers] == [layer.conv for layer in params.layers]
+    for a, b in zip(params.layers, back.layers):
+        np.testing.assert_array_equal(a.weights, b.weights)
+        np.testing.assert_array_equal(a.thresholds, b.thresholds)

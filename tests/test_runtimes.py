@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import kernel_param, literal_forward, options, random_params, runtime_ids
+from conftest import (
+    CIFAR_CORRECT,
+    ORIGINAL_SETS,
+    TORCH,
+    kernel_param,
+    literal_cnv_forward,
+    literal_forward,
+    need,
+    options,
+    random_cnv_params,
+    random_params,
+    runtime_ids,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bnn
-from bnn.errors import ImageError, NativeUnavailableError, UnknownNameError
+from bnn.errors import ImageError, NativeUnavailableError, UnknownNameError, UnsupportedError
+from bnn.params import read_params
 from bnn.runtimes import make_runtime, native
 from bnn.runtimes.reference import ReferenceRuntime
 
@@ -293,3 +306,55 @@ def test_each_kernel_has_a_measured_bound(original, monkeypatch):
     monkeypatch.setattr(native._native, "probe", lambda kernel, seconds: 4.7104e9)
     assert native.bound("portable", original) == 100_000
     assert native.bound("portable", original, 2) == 200_000
+
+
+# --- CNV: the reference against the literal oracle, and the original sets' golden counts ---
+
+
+@pytest.mark.parametrize("network", ["cnvW1A1", "cnvW1A2", "cnvW2A2"])
+@settings(max_examples=6, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.sampled_from([5, 6, 8, 10]),
+    channels=st.lists(st.sampled_from([1, 3, 4, 8, 13]), min_size=2, max_size=3).map(tuple),
+    pool_first=st.booleans(),
+    fc=st.lists(st.sampled_from([8, 17, 32]), max_size=2).map(tuple),
+    n=st.sampled_from([0, 1, 3]),
+)
+def test_cnv_reference_is_the_literal_spec(network, seed, size, channels, pool_first, fc, n):
+    rng = np.random.default_rng(seed)
+    side_after_first = size - 2
+    pools = (pool_first and side_after_first % 2 == 0 and side_after_first >= 6, False)
+    if len(channels) > 2 and (side_after_first // (2 if pools[0] else 1)) < 3:
+        channels = channels[:2]  # a second 3x3 window must fit
+    params = random_cnv_params(rng, network, size, channels, pools[: len(channels) - 1], fc)
+    images = rng.integers(0, 256, (n, *params.image_shape), dtype=np.uint8)
+    out = ReferenceRuntime(params).run(images.reshape(n, params.image_bytes), "argmax")
+    np.testing.assert_array_equal(out.scores, literal_cnv_forward(params, images)[:, :10])
+    np.testing.assert_array_equal(out.bits, out.scores > 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("network", "correct"), sorted(CIFAR_CORRECT.items()))
+def test_cnv_reference_golden_counts(cifar_test, network, correct):
+    params = read_params(need(ORIGINAL_SETS / "cifar10" / network))
+    images, labels = cifar_test
+    out = ReferenceRuntime(params).run(images.reshape(len(images), -1))
+    assert params.decision == "positive_max"
+    assert int((out.classes == labels).sum()) == correct
+    argmax = bnn.bits.decide(out.scores, out.bits, "argmax")
+    np.testing.assert_array_equal(argmax, out.classes)  # the two rules agree on these images (the spec says so)
+    literal = literal_cnv_forward(params, images[:2])
+    np.testing.assert_array_equal(out.scores[:2], literal[:, :10])  # the original geometry, literally
+
+
+def test_cnv_sets_are_refused_by_the_runtimes_that_cannot_run_them_yet(cifar_test):
+    params = read_params(need(ORIGINAL_SETS / "cifar10" / "cnvW1A1"))
+    with pytest.warns(RuntimeWarning, match=r"no convolution kernels yet \(cnvW1A1\); using the numpy reference"):
+        clf = bnn.Classifier("cnvW1A1", params, "native")
+    assert clf.runtime == "reference"
+    with pytest.raises(NativeUnavailableError, match="no convolution kernels yet"):
+        make_runtime(params, "native", kernel="portable")
+    if TORCH is not None:
+        with pytest.raises(UnsupportedError, match="the torch runtime runs fully connected networks only"):
+            make_runtime(params, "torch")

@@ -303,4 +303,4 @@ class Classifier:
 
 def _predict_block(block: np.ndarray, classifier: Classifier) -> np.ndarray:
     """One dask block's classes (a module-level function: tasks are pickled by reference)."""
-    return classifier.predict(np.ascontiguousarray(block.reshape(len(block), -1)))
+    return classifier.predict(np.ascontiguousarray(block.reshape(len(block), classifier.params.image_bytes)))

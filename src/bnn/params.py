@@ -17,13 +17,14 @@ from pathlib import Path
 
 from .errors import ParamsNotFoundError, UnknownNameError
 from .formats.pynq import META_FILE, read_params, write_params
-from .paramset import DECISION_RULES, NETWORKS, PIXELS, Layer, NetworkSpec, ParamSet, network_spec
+from .paramset import DECISION_RULES, NETWORKS, PIXELS, Conv, Layer, NetworkSpec, ParamSet, network_spec
 
 __all__ = [
     "DECISION_RULES",
     "META_FILE",
     "NETWORKS",
     "PIXELS",
+    "Conv",
     "Layer",
     "NetworkSpec",
     "ParamSet",

@@ -111,6 +111,7 @@ class _BatchUnpickler(pickle.Unpickler):
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),  # how protocol 2 carries bytes from Python 3: str -> bytes, nothing else
     }
 
     def find_class(self, module: str, name: str):

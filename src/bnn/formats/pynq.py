@@ -31,7 +31,7 @@ import numpy as np
 from .._atomic import replace_folder
 from ..bits import PIXEL_THRESHOLD
 from ..errors import ParamsError, ParamsNotFoundError
-from ..paramset import NETWORKS, Layer, ParamSet, network_spec
+from ..paramset import NETWORKS, Conv, Layer, ParamSet, network_spec
 
 __all__ = ["META_FILE", "read_params", "write_params"]
 
@@ -156,6 +156,17 @@ def _unfold_layer(
     return Layer(weights=w, thresholds=t, pe=pe, simd=simd)
 
 
+def _read_convs(meta: dict, spec, folder: Path) -> tuple[Conv, ...]:
+    """The convolutions' geometry: the network's own, or another recorded in bnn-meta.json."""
+    recorded = meta.pop("convs", None)
+    if recorded is None:
+        return spec.convs
+    try:
+        return tuple(Conv(int(c), int(s), int(k), bool(p)) for c, s, k, p in recorded)
+    except (TypeError, ValueError):
+        raise ParamsError(f"{folder / META_FILE}: convs must be a list of [channels, size, kernel, pool]") from None
+
+
 def read_params(folder: str | os.PathLike, network: str | None = None) -> ParamSet:
     """Read a BNN-PYNQ parameter folder into a `ParamSet`.
 
@@ -189,11 +200,12 @@ def read_params(folder: str | os.PathLike, network: str | None = None) -> ParamS
         raise ParamsError(
             f"{folder / META_FILE}: layers must be 2..{len(simd)} (one SIMD width each), not {n_layers!r}"
         )
+    convs = _read_convs(meta, spec, folder)
     layers = []
     for i in range(n_layers):
         if i not in files:
             raise ParamsError(f"{folder / f'{i}-0-weights.bin'}: missing parameter file (layer {i} of {network})")
-        conv = spec.convs[i] if i < len(spec.convs) else None
+        conv = convs[i] if i < len(convs) else None
         layer = _unfold_layer(
             folder,
             i,
@@ -288,6 +300,9 @@ def _write_files(params: ParamSet, folder: Path) -> None:
         meta["pixel_thresholds"] = list(params.pixel_thresholds)
     if len(params.layers) != params.spec.n_layers:
         meta["layers"] = len(params.layers)
+    convs = tuple(layer.conv for layer in params.layers if layer.conv is not None)
+    if convs != params.spec.convs:  # another geometry than the network's own
+        meta["convs"] = [[c.channels, c.size, c.kernel, int(c.pool)] for c in convs]
     if meta or params.decision != params.spec.batch_decision or tuple(simd) != params.spec.simd:
         meta.update(network=params.network, decision=params.decision, simd=simd)
         (folder / META_FILE).write_bytes((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))

@@ -82,7 +82,7 @@ class ReferenceRuntime:
             if conv is not None:
                 dot = (windows(x, conv.kernel) @ weights).astype(np.int32)  # (N, oh, ow, MH)
             else:
-                dot = (x.reshape(len(x), -1) @ weights).astype(np.int32)  # feature maps flattened HWC
+                dot = (x.reshape(len(x), layer.mw) @ weights).astype(np.int32)  # feature maps flattened HWC
             if i == 0:
                 acc = 2 * dot  # 8-bit fixed-point pixels: the sum in 1/256 units, as ap_fixed<24,16> holds it
             else:
