@@ -14,6 +14,10 @@ TIMING = re.compile(
     r"^Inference took (?P<total>\d+\.\d\d) microseconds, (?P<per>\d+\.\d\d) usec per image\n"
     r"Classification rate: (?P<rate>\d+\.\d\d) images per second\n$"
 )
+#: The original's single-image lines (its `inference`): the time alone, then the rate.
+TIMING_ONE = re.compile(
+    r"^Inference took (?P<per>\d+\.\d\d) microseconds\nClassification rate: (?P<rate>\d+\.\d\d) images per second\n"
+)
 
 
 @pytest.fixture
@@ -48,7 +52,8 @@ def test_classify_mnist_single_image_file(original_path, mnist_test, tmp_path, c
         assert clf.classify_mnist(str(path)) == labels[0]
         assert clf.classify_mnist(images[0]) == labels[0]
         assert clf.class_name(3) == "3"
-    assert TIMING.match(capsys.readouterr().out.split("\n", 2)[2])
+    lines = capsys.readouterr().out
+    assert TIMING_ONE.match(lines) and TIMING_ONE.match(lines.split("\n", 2)[2])
     with pytest.raises(RuntimeError, match="closed"):
         clf.classify_mnist(images[0])
 
@@ -95,3 +100,79 @@ def test_import_has_no_side_effects():
 
     out = subprocess.run([sys.executable, "-c", "import bnn"], capture_output=True, text=True, check=True)
     assert out.stdout == "" and out.stderr == ""
+
+
+# --- CnvClassifier: the CNV-QNN_Cifar10_Testset notebook and the original's picture tests ---
+
+
+@pytest.fixture
+def cifar_path():
+    from conftest import CIFAR, need
+
+    return str(need(CIFAR))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("network", [bnn.NETWORK_CNVW1A1, bnn.NETWORK_CNVW1A2, bnn.NETWORK_CNVW2A2])
+def test_cnv_notebook_flow(cifar_path, cifar_test, capsys, network):
+    from conftest import CIFAR_CORRECT
+
+    clf = bnn.CnvClassifier(network, "cifar10", bnn.RUNTIME_SW)  # the shipped sets, right after install
+    assert clf.classes[:3] == ["Airplane", "Automobile", "Bird"] and len(clf.classes) == 10
+    result = clf.classify_cifars(cifar_path)
+    assert result.dtype == np.int32 and result.shape == (932,)
+    assert int((result == cifar_test[1]).sum()) == CIFAR_CORRECT[network]
+    timing = TIMING.match(capsys.readouterr().out)
+    assert float(timing["per"]) == pytest.approx(clf.usecPerImage, abs=0.006)
+    details = clf.classify_cifars_details(cifar_path)
+    assert details.shape == (9320,) and (details.reshape(932, 10).argmax(1) == result).mean() > 0.99
+
+
+def test_cnv_pictures_the_original_tests_expect(capsys):
+    from conftest import PICTURES, need
+    from PIL import Image
+
+    deer = Image.open(need(PICTURES / "deer.jpg"))
+    size = deer.size
+    for network in (bnn.NETWORK_CNVW1A1, bnn.NETWORK_CNVW1A2, bnn.NETWORK_CNVW2A2):
+        clf = bnn.CnvClassifier(network, "cifar10", bnn.RUNTIME_SW)
+        assert clf.classify_image(deer) == 4 and clf.class_name(4) == "Deer"
+        assert clf.classify_cifar(str(PICTURES / "deer.bin")) == 4  # the original's own record of it
+        scores = clf.classify_image_details(deer)
+        assert scores.shape == (10,) and scores.dtype == np.int32 and scores.argmax() == 4
+    assert deer.size == size  # the caller's picture is not thumbnailed in place
+    signs = bnn.CnvClassifier(bnn.NETWORK_CNVW1A1, "road-signs", bnn.RUNTIME_SW)
+    assert signs.classify_path(PICTURES / "stop.jpg") == 14 and signs.class_name(14) == "Stop"
+    house = bnn.CnvClassifier(bnn.NETWORK_CNVW1A1, "streetview", bnn.RUNTIME_SW)
+    assert house.classify_path(PICTURES / "6.png") == 5 and house.class_name(5) == "6"
+    many = house.classify_paths([PICTURES / "6.png", PICTURES / "6.png"])
+    assert many.tolist() == [5, 5]
+    assert TIMING_ONE.match(capsys.readouterr().out)
+
+
+def test_cnv_batch_and_single_rules_differ_as_the_original_did():
+    clf = bnn.CnvClassifier(bnn.NETWORK_CNVW1A2, "cifar10", bnn.RUNTIME_SW, verbose=False)
+    scores = np.array([[-5, -3, -9, -4, -8, -7, -6, -3, -9, -9]], np.int32)
+    assert bnn.bits.decide(scores, scores > 0, "positive_max").tolist() == [0]  # no score above 0: class 0
+    assert bnn.bits.decide(scores, scores > 0, "argmax").tolist() == [1]  # the first largest, negative or not
+    assert clf.decision == "positive_max"
+
+
+def test_cnv_errors_are_named(tmp_path):
+    clf = bnn.CnvClassifier(bnn.NETWORK_CNVW1A1, "cifar10", bnn.RUNTIME_SW, verbose=False)
+    bad = tmp_path / "half.bin"
+    bad.write_bytes(bytes(3073 + 100))
+    with pytest.raises(bnn.errors.CifarError, match=r"half.bin: 3173 bytes is not a whole number of 3073-byte"):
+        clf.classify_cifars(bad)
+    two = tmp_path / "two.bin"
+    two.write_bytes(bytes(2 * 3073))
+    with pytest.raises(ImageError, match=r"two.bin: holds 2 images; this call takes one"):
+        clf.classify_cifar(two)
+    notpic = tmp_path / "not.png"
+    notpic.write_bytes(b"hello")
+    with pytest.raises(ImageError, match=r"not.png: not a readable image"):
+        clf.classify_path(notpic)
+    with pytest.raises(UnknownNameError, match="lfcW1A1 is not a CNV network: use LfcClassifier"):
+        bnn.CnvClassifier(bnn.NETWORK_LFCW1A1, "mnist")
+    with pytest.raises(ImageError, match=r"expected shape \(N, 32, 32, 3\) or \(N, 3072\), got \(2, 28, 28\)"):
+        clf.predict(np.zeros((2, 28, 28), np.uint8))

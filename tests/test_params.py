@@ -284,7 +284,9 @@ def test_a_truncated_cnv_file_is_named(tmp_path):
         copy.joinpath(f.name).write_bytes(f.read_bytes())
     bad = copy / "3-5-weights.bin"
     bad.write_bytes(bad.read_bytes()[:-16])
-    with pytest.raises(ParamsError, match=r"3-5-weights.bin: 2288 bytes, but 3-0-weights.bin has 2304: every weights file"):
+    with pytest.raises(
+        ParamsError, match=r"3-5-weights.bin: 2288 bytes, but 3-0-weights.bin has 2304: every weights file"
+    ):
         read_params(copy)
 
 
