@@ -27,7 +27,7 @@ from .datasets import mnist_file
 from .formats import idx
 from .info import cpu_name
 from .original import ORIGINAL, fpga_rate
-from .params import NETWORKS, find_params, read_params
+from .params import LFC_NETWORKS, find_params, read_params
 from .runtimes import native
 from .runtimes.reference import ReferenceRuntime
 from .runtimes.torch import available_devices, torch_threads
@@ -132,7 +132,7 @@ def run_benchmarks(
     runs = 3 if quick else 5
     threads = native.default_threads()
     rows, latency, bounds = [], {}, {}
-    for network in NETWORKS:
+    for network in LFC_NETWORKS:
         folder = Path(params_dir) / network if params_dir else find_params(network, "mnist")
         params = read_params(folder, network)
         reference = ReferenceRuntime(params)

@@ -24,7 +24,6 @@ import time
 import numpy as np
 
 from .errors import ImageError, UnknownNameError
-from .formats import idx
 from .params import DECISION_RULES, ParamSet, load_params, network_spec
 from .runtimes import Outputs, make_runtime
 
@@ -78,11 +77,13 @@ def _progress_bar(total: int, name: str):
 
 
 class Classifier:
-    """An LFC network with its parameters on one runtime.
+    """A network (LFC or CNV) with its parameters on one runtime.
 
     # Arguments
-    network: "lfcW1A1" or "lfcW1A2"; None takes it from `params` (a QONNX file or `ParamSet`).
-    params: a parameter-set name ("mnist", looked up by `bnn.params.find_params`),
+    network: "lfcW1A1", "lfcW1A2", "cnvW1A1", "cnvW1A2" or "cnvW2A2"; None takes it from `params`
+        (a QONNX file, a folder or a `ParamSet`).
+    params: a parameter-set name ("mnist", "cifar10", looked up by `bnn.params.find_params`; None:
+        the network's default, mnist or cifar10),
         a folder path, a QONNX model (``*.onnx``, e.g. from Brevitas) or a `ParamSet`.
     runtime: "native" (alias "python_hw"), "reference" (alias "python_sw") or "torch".
     kernel: native kernel to force ("avx512", "avx2-bitslice", "avx2", "portable", ...: `bnn.runtimes.native`);
@@ -96,7 +97,7 @@ class Classifier:
     def __init__(
         self,
         network: str | None,
-        params: str | os.PathLike | ParamSet = "mnist",
+        params: str | os.PathLike | ParamSet | None = None,
         runtime: str = "native",
         *,
         kernel: str | None = None,
@@ -201,9 +202,20 @@ class Classifier:
 
     def preprocess(self, image) -> np.ndarray:
         """One picture as this network's input image: (28, 28) or (32, 32, 3) uint8."""
+        return self.picture_loader()(image)
+
+    def picture_loader(self):
+        """The function that makes this network's input image of a picture (picklable, for worker processes)."""
         from .formats.images import load_cnv_image, load_image
 
-        return load_cnv_image(image) if self.params.spec.convolutional else load_image(image)
+        return load_cnv_image if self.params.spec.convolutional else load_image
+
+    def decode(self, files, *, progress: bool = False, workers: int | None = None) -> np.ndarray:
+        """(N, *image_shape) uint8 of picture files, each as `preprocess` makes it (`bnn.formats.folders.decode`)."""
+        from .formats.folders import decode
+
+        loader, shape = self.picture_loader(), self.params.image_shape
+        return decode([os.fspath(f) for f in files], progress=progress, workers=workers, load=loader, shape=shape)
 
     def predict_file(self, path: str | os.PathLike, *, chunk_size: int = CHUNK, progress: bool = False) -> np.ndarray:
         """Classes of every image of a file, read in chunks (memory independent of file size): an IDX3
@@ -238,13 +250,13 @@ class Classifier:
         return Outputs(*(np.concatenate(field) for field in zip(*parts)))
 
     def _file_chunks(self, path, chunk_size: int):
-        """(iterator of image chunks, total images) of an IDX3 file (LFC) or a CIFAR-10 batch (CNV)."""
-        if self.params.spec.convolutional:
-            from .formats import cifar
+        """(iterator of (n, P) image chunks, total images) of the dataset file this network reads
+        (`bnn.inputs.data_files`: IDX for an LFC, a CIFAR-10 batch for a CNV)."""
+        from .inputs import data_files
 
-            total = cifar.count_images(path)
-            return (images for images, _ in cifar.iter_batch(path, chunk_size=chunk_size)), total
-        return idx.iter_images(path, chunk_size=chunk_size), idx.read_header(path).shape[0]
+        files = data_files(self.params.spec.convolutional)
+        total = files.count(os.fspath(path))
+        return files.read(os.fspath(path), 0, total, chunk_size), total
 
     def _timed(self, images: np.ndarray, *, scores: bool) -> Outputs:
         start = time.perf_counter()

@@ -22,7 +22,7 @@ from .formats import idx
 from .formats.folders import is_folder_dataset, labelled_pictures
 from .formats.images import MAX_PIXELS
 from .metrics import confusion_matrix
-from .paramset import DECISION_RULES, NETWORKS
+from .paramset import CNV_NETWORKS, DECISION_RULES, LFC_NETWORKS, NETWORKS
 from .results import ResultWriter, result_row
 from .runtimes import RUNTIMES
 
@@ -48,7 +48,9 @@ network_option = click.option(
     default=None,
     help="Default: lfcW1A1, or the network of a QONNX --params file.",
 )
-params_option = click.option("--params", "-p", default="mnist", show_default=True, help="Parameter-set name or folder.")
+params_option = click.option(
+    "--params", "-p", default=None, help="Parameter-set name, folder or .onnx file (default: mnist, cifar10 for CNV)."
+)
 runtime_option = click.option("--runtime", type=click.Choice(sorted(RUNTIMES)), default="native", show_default=True)
 data_option = click.option(
     "--data", default=None, help="Folder with the MNIST IDX files (default: $BNN_DATA, else the download cache)."
@@ -69,22 +71,34 @@ decision_option = click.option(
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bitexact-bnn")
 def cli():
-    """Binarized LFC networks (BNN-PYNQ W1A1/W1A2) on MNIST, bit-exact with the FPGA."""
+    """BNN-PYNQ's networks, bit-exact with the FPGA: LFC (MNIST; W1A1, W1A2) and CNV (CIFAR-10, road
+    signs, house numbers; W1A1, W1A2, W2A2)."""
 
 
 @cli.command()
-@data_option
-@params_option
-@click.option("--download", is_flag=True, help="Download MNIST into the cache first when it is not found.")
-def demo(data, params, download):
-    """The original notebook's main job: classify the MNIST test set with both networks.
+@click.argument("family", type=click.Choice(["lfc", "cnv"]), default="lfc")
+@click.option(
+    "--data",
+    default=None,
+    help="lfc: the MNIST IDX folder (default: $BNN_DATA, else the download cache); "
+    "cnv: a CIFAR-10 test batch, or a folder holding one (test_batch.bin, ...).",
+)
+@click.option("--params", "-p", default=None, help="Parameter-set name or folder (default: mnist / cifar10).")
+@click.option("--download", is_flag=True, help="lfc: download MNIST into the cache first when it is not found.")
+def demo(family, data, params, download):
+    """An original notebook's main job: LFC-QNN_MNIST (default) or CNV-QNN_Cifar10_Testset (cnv).
 
-    Prints the notebook's timing lines and the accuracy of each network, on
-    the native runtime, then the numpy reference on the first 10 images.
+    Classifies the test set with each network of the family on the native
+    runtime, printing the notebook's timing lines and accuracy; for lfc, then
+    the numpy reference on the first 10 images, as the notebook did.
     """
+    if family == "cnv":
+        _demo_cnv(data, params or "cifar10")
+        return
     from .compat import RUNTIME_HW, RUNTIME_SW, LfcClassifier
     from .datasets import download_mnist
 
+    params = params or "mnist"
     try:
         mnist_file("t10k-images-idx3-ubyte", data)
     except DownloadError as exc:
@@ -94,7 +108,7 @@ def demo(data, params, download):
     images_path = mnist_file("t10k-images-idx3-ubyte", data)
     labels = idx.read_labels(mnist_file("t10k-labels-idx1-ubyte", data))
     images = idx.read_images(images_path)
-    for network in NETWORKS:
+    for network in LFC_NETWORKS:
         clf = LfcClassifier(network, params, RUNTIME_HW)
         click.echo(f"\n{network} on {clf.kernel} ({clf.params.source}, decision {clf.decision}):")
         result = clf.classify_mnists(str(images_path))
@@ -105,29 +119,58 @@ def demo(data, params, download):
         sw.classify_mnists(images[:10])
 
 
-def _load_inputs(paths: tuple[str, ...]):
-    """(names, images (N, 28, 28) uint8) of the files `paths` name (`bnn.inputs.expand`)."""
-    from .formats.folders import decode
-    from .inputs import expand
+def _cifar_test_batch(data: str | None) -> Path:
+    """The CIFAR-10 test batch `data` names: the file itself, or the test batch in that folder ($BNN_DATA)."""
+    from .formats import cifar
 
+    path = Path(data or os.environ.get("BNN_DATA", "."))
+    if path.is_dir():
+        batches = sorted(p for p in path.iterdir() if p.is_file() and cifar.is_batch_name(p.name) and "test" in p.name)
+        if not batches:
+            _fail(f"{path}: no CIFAR-10 test batch here (test_batch.bin or test_batch); give one with --data")
+        path = batches[0]
+    return path
+
+
+def _demo_cnv(data: str | None, params: str) -> None:
+    """CNV-QNN_Cifar10_Testset: the three cifar10 networks on a CIFAR-10 test batch, timing and accuracy."""
+    from .compat import RUNTIME_HW, CnvClassifier
+    from .formats import cifar
+
+    path = _cifar_test_batch(data)
+    labels = np.concatenate([lab for _, lab in cifar.iter_batch(path)])
+    click.echo(f"{path}: {len(labels)} CIFAR-10 test images")
+    for network in CNV_NETWORKS:
+        clf = CnvClassifier(network, params, RUNTIME_HW)
+        click.echo(f"\n{network} on {clf.runtime}/{clf.kernel} ({clf.params.source}, decision {clf.decision}):")
+        result = clf.classify_cifars(str(path))
+        click.echo(f"Accuracy {network}: {100 * np.mean(result == labels):.2f} %")
+
+
+def _load_inputs(clf, paths: tuple[str, ...]):
+    """(names, images (N, P) uint8) of the files `paths` name (`bnn.inputs.expand`) for `clf`'s network:
+    pictures as `clf.preprocess` makes them, dataset files (IDX or CIFAR-10 batches) image by image."""
+    from .inputs import data_files, expand
+
+    files = data_files(clf.params.spec.convolutional)
     names, arrays, pictures = [], [], []
 
     def flush():
         if pictures:
             names.extend(pictures)
-            arrays.append(decode([Path(p) for p in pictures], progress=len(pictures) > 1000))
+            arrays.append(clf.decode(pictures, progress=len(pictures) > 1000).reshape(len(pictures), -1))
             pictures.clear()
 
-    for source in expand(paths):
+    for source in expand(paths, files):
         if source.is_picture:
             pictures.append(source.path)
             continue
         flush()
-        images = idx.read_images(source.path)
-        names += [f"{source.path}[{i}]" for i in range(len(images))]
-        arrays.append(images)
+        total = files.count(source.path)
+        arrays += list(files.read(source.path, 0, total, max(total, 1)))
+        names += [f"{source.path}[{i}]" for i in range(total)]
     flush()
-    return names, np.concatenate(arrays) if arrays else np.zeros((0, 28, 28), np.uint8)
+    return names, np.concatenate(arrays) if arrays else np.zeros((0, clf.params.image_bytes), np.uint8)
 
 
 def classifier_options(command):
@@ -151,7 +194,8 @@ def classifier_options(command):
     "--output", type=click.Path(dir_okay=False), default=None, help="Write the results to FILE.csv or FILE.npy instead."
 )
 def classify(paths, network, params, runtime, kernel, device, decision, as_json, as_csv, scheduler, output):
-    """Classify IDX files, PNG/JPEG images or folders of images.
+    """Classify dataset files (IDX for the LFC networks, CIFAR-10 batches for the CNV ones), pictures
+    (PNG, JPEG, ...) or folders of them.
 
     With --scheduler the files are cut into chunks that Dask workers read
     and classify; the output is the same. --output streams the results to a
@@ -171,7 +215,7 @@ def classify(paths, network, params, runtime, kernel, device, decision, as_json,
     if scheduler:
         _classify_on_cluster(clf, paths, scheduler, output, as_json, as_csv)
         return
-    names, images = _load_inputs(paths)
+    names, images = _load_inputs(clf, paths)
     out = clf.infer(images)
     if output:
         with ResultWriter(output, clf.classes, len(names)) as writer:
@@ -199,8 +243,9 @@ def _print_rows(clf, names, classes, scores, as_json: bool, as_csv: bool) -> Non
 
 def _classify_on_cluster(clf, paths, scheduler: str, output: str | None, as_json: bool, as_csv: bool) -> None:
     from .distributed import classify_files, classify_to_file, make_client, plan
+    from .inputs import data_files
 
-    chunks = plan(paths)  # headers and listings only: nothing is loaded here
+    chunks = plan(paths, files=data_files(clf.params.spec.convolutional))  # headers and listings: nothing loaded
     total = sum(c.size for c in chunks)
     with make_client(scheduler) as client:
         if output:
@@ -234,8 +279,10 @@ def _classify_on_cluster(clf, paths, scheduler: str, output: str | None, as_json
 def evaluate(network, params, runtime, kernel, device, decision, data, images, labels, plot):
     """Accuracy, per-class accuracy and confusion matrix on a labelled test set.
 
-    The test set is MNIST (--data, or --images and --labels as IDX files) or
-    a folder of class subfolders of pictures (its test/ when it has one).
+    The test set is MNIST (--data, or --images and --labels as IDX files)
+    for an LFC, a CIFAR-10 batch (--images FILE, or --data holding
+    test_batch.bin) for a CNV, or a folder of class subfolders of pictures
+    (its test/ when it has one).
     """
     clf = Classifier(network, params, runtime, kernel=kernel, device=device, decision=decision)
     n = len(clf.classes)
@@ -243,6 +290,15 @@ def evaluate(network, params, runtime, kernel, device, decision, data, images, l
         x, y, _ = labelled_pictures(data, clf.classes)
         pred = clf.predict(x)
         pick = lambda wrong: x[wrong]  # noqa: E731 - the pictures are in memory already
+    elif clf.params.spec.convolutional:  # a CIFAR-10 batch: its records carry their labels
+        from .formats import cifar
+
+        batch = _cifar_test_batch(images or data)
+        x, y = cifar.read_batch(batch)
+        if len(y) and y.max() >= n:
+            _fail(f"{batch}: label {y.max()} but the parameter set has {n} classes")
+        pred = clf.predict(x)
+        pick = lambda wrong: x[wrong]  # noqa: E731
     else:
         images_path = Path(images) if images else mnist_file("t10k-images-idx3-ubyte", data)
         labels_path = Path(labels) if labels else mnist_file("t10k-labels-idx1-ubyte", data)
@@ -479,13 +535,24 @@ def params_show(name, network):
     p = load_params(network, name)
     click.echo(f"{p.network} at {p.source}")
     for i, layer in enumerate(p.layers):
+        c = layer.conv
+        kind = (
+            f"conv {c.kernel}x{c.kernel} {c.channels}x{c.size}x{c.size}{' + pool' if c.pool else ''}"
+            if c
+            else "fully connected"
+        )
         click.echo(
             f"  layer {i}: {layer.mw:5d} -> {layer.mh:5d}  PE {layer.pe:3d}  SIMD {layer.simd:3d}  "
-            f"thresholds/neuron {layer.n_thresholds}"
+            f"thresholds/neuron {layer.n_thresholds}  weights {layer.weight_bits}-bit  {kind}"
         )
     click.echo(f"  classes ({len(p.classes)}): {', '.join(p.classes)}")
     t = p.pixel_thresholds
-    pixels = f"bit p >= {t[0]}" if len(t) == 1 else f"3 levels: -1, 0 from p >= {t[0]}, +1 from p >= {t[1]}"
+    if p.spec.convolutional:
+        pixels = "32x32 RGB, 8-bit fixed point q/128 = 2p/255 - 1"
+    elif len(t) == 1:
+        pixels = f"bit p >= {t[0]}"
+    else:
+        pixels = f"3 levels: -1, 0 from p >= {t[0]}, +1 from p >= {t[1]}"
     click.echo(f"  pixels: {pixels}")
     click.echo(f"  decision: {p.decision}")
     for key in ("trained_by", "epochs_run", "train_seconds", "test_accuracy_torch"):
@@ -588,7 +655,8 @@ def serve(
     except ImportError:
         _fail("the service needs uvicorn: pip install 'bitexact-bnn[serve]'")
     classifiers = {
-        n: Classifier(n, params, runtime, kernel=kernel, device=device) for n in (networks or tuple(NETWORKS))
+        n: Classifier(n, params, runtime, kernel=kernel, device=device)
+        for n in (networks or (LFC_NETWORKS if params else tuple(NETWORKS)))
     }
     app = create_app(
         classifiers,

@@ -4,7 +4,7 @@
 needs none of this: `Classifier.predict` takes it and returns a lazy one.)
 
 The client only plans: it expands the paths (`bnn.inputs`, as one process
-does), reads the IDX headers, and cuts the work into chunks: a raw IDX file
+does), reads the dataset files' headers, and cuts the work into chunks: a raw IDX file or binary CIFAR batch
 by image range, a gzip one whole (a compressed stream can only be read
 from its start, so ranges would read it again and again), pictures by
 groups of files. Paths are made absolute (a worker started in another
@@ -39,8 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BnnError, MissingExtraError
-from .formats import idx
-from .inputs import expand
+from .inputs import IDX, DataFiles, data_files, expand
 
 __all__ = [
     "CHUNK_IMAGES",
@@ -104,11 +103,17 @@ class Chunk:
         return f"{first}[{self.start}:{self.stop}]"
 
 
-def plan(paths: Iterable[str | os.PathLike], *, chunk_images: int = CHUNK_IMAGES, chunk_files: int = CHUNK_FILES):
-    """The chunks of `paths` (IDX files, pictures, folders of both), in input order.
+def plan(
+    paths: Iterable[str | os.PathLike],
+    *,
+    chunk_images: int = CHUNK_IMAGES,
+    chunk_files: int = CHUNK_FILES,
+    files: DataFiles = IDX,
+):
+    """The chunks of `paths` (dataset files of kind `files`, pictures, folders of both), in input order.
 
-    Reads IDX headers and folder listings only; a header that cannot be read
-    makes a chunk that carries its error (reported, not raised).
+    Reads headers (or sizes) and folder listings only; a file that cannot be
+    counted makes a chunk that carries its error (reported, not raised).
     """
     chunks: list[Chunk] = []
     pictures: list[str] = []
@@ -121,20 +126,19 @@ def plan(paths: Iterable[str | os.PathLike], *, chunk_images: int = CHUNK_IMAGES
             )
         pictures.clear()
 
-    for source in expand(paths):
+    for source in expand(paths, files):
         if source.is_picture:
             pictures.append(source.path)
             continue
         flush()
         path = _absolute(source.path)
         try:
-            header = idx.read_header(path)
-            n = header.shape[0]
-            gz = idx.is_gzip(path)
+            n = files.count(path)
+            whole = not files.seekable(path)
         except (BnnError, OSError) as exc:
             chunks.append(Chunk(path, name=source.path, error=f"{source.path}: {_reason(exc, path)}"))
             continue
-        step = max(n, 1) if gz else chunk_images
+        step = max(n, 1) if whole else chunk_images
         chunks += [Chunk(path, s, min(s + step, n), name=source.path) for s in range(0, n, step)]
     flush()
     return chunks
@@ -150,18 +154,15 @@ def _reason(exc: Exception, path: str) -> str:
     return text[len(path) + 2 :] if text.startswith(f"{path}: ") else text
 
 
-def _load_pieces(chunk: Chunk, piece: int):
-    """The chunk's images as (n, 784) uint8 arrays of at most `piece` images, read on the worker."""
+def _load_pieces(classifier, chunk: Chunk, piece: int):
+    """The chunk's images as (n, P) uint8 arrays of at most `piece` images, read on the worker."""
     if chunk.files:
-        from .formats.folders import decode
-
         for s in range(0, len(chunk.files), piece):
             # One process per chunk: the cluster runs chunks side by side (and a worker may not fork).
-            images = decode([Path(f) for f in chunk.files[s : s + piece]], progress=False, workers=1)
+            images = classifier.decode(chunk.files[s : s + piece], workers=1)
             yield np.ascontiguousarray(images.reshape(len(images), -1))
     else:
-        for images in idx.iter_images(chunk.path, start=chunk.start, stop=chunk.stop, chunk_size=piece):
-            yield np.ascontiguousarray(images.reshape(len(images), -1))
+        yield from data_files(classifier.params.spec.convolutional).read(chunk.path, chunk.start, chunk.stop, piece)
 
 
 def run_chunk(classifier, chunk: Chunk, scores: bool, piece: int = CHUNK_IMAGES):
@@ -170,7 +171,7 @@ def run_chunk(classifier, chunk: Chunk, scores: bool, piece: int = CHUNK_IMAGES)
         raise BnnError(chunk.error)
     classes, all_scores = [], []
     try:
-        for images in _load_pieces(chunk, piece):
+        for images in _load_pieces(classifier, chunk, piece):
             if scores:
                 out = classifier.infer(images)
                 classes.append(out.classes)
@@ -239,7 +240,9 @@ def classify_files(
     from distributed import as_completed
 
     paths = list(paths)
-    chunks = paths if all(isinstance(c, Chunk) for c in paths) else plan(paths, chunk_images=chunk_images)
+    if not all(isinstance(c, Chunk) for c in paths):
+        paths = plan(paths, chunk_images=chunk_images, files=data_files(classifier.params.spec.convolutional))
+    chunks = paths
     total = sum(c.size for c in chunks) if keep else 0
     offsets = np.cumsum([0] + [c.size for c in chunks])
     classes = np.full(total, -1, dtype=np.int32)

@@ -1,31 +1,78 @@
-"""What the user names on the command line, expanded into the files to classify (one rule for every path).
+"""What the user names, expanded into the files to classify and read in pieces (one rule for every path).
 
-A path is a picture (by its suffix: `IMAGE_SUFFIXES`), an IDX file of
-images (any other file named directly), or a folder: its pictures and its
-IDX image files (names holding ``idx3``, as MNIST's do), from it and its
-subfolders, in sorted order. `bnn classify` in one process and on a Dask
-cluster both expand paths here, so they see the same inputs in the same
-order and name each image alike: a picture by its path, an IDX file's image
-`i` as ``path[i]``.
+A network family reads one kind of dataset file (`DataFiles`): an LFC reads
+IDX files of 28x28 images (`IDX`), a CNV reads CIFAR-10 batches of 32x32
+RGB images (`CIFAR`). A path is a picture (by its suffix:
+`IMAGE_SUFFIXES`), a dataset file (any other file named directly), or a
+folder: its pictures and its dataset files (recognised by name: names
+holding ``idx3`` as MNIST's do; ``*.bin``, ``data_batch_*``, ``test_batch``
+as CIFAR-10's), from it and its subfolders, in sorted order. `bnn
+classify` in one process and on a Dask cluster both expand paths here, so
+they see the same inputs in the same order and name each image alike: a
+picture by its path, a dataset file's image `i` as ``path[i]``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .errors import BnnError
-from .formats.idx import is_idx_images_name
+from .formats import cifar, idx
 from .formats.images import IMAGE_SUFFIXES
 
-__all__ = ["Source", "expand"]
+__all__ = ["CIFAR", "IDX", "DataFiles", "Source", "data_files", "expand"]
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """How one family's dataset files are recognised, counted and read.
+
+    `read(path, start, stop, chunk)` yields (n, P) uint8 images, n <= chunk;
+    `seekable(path)`: a range is read without reading what comes before it.
+    """
+
+    what: str
+    is_name: Callable[[str], bool]
+    count: Callable[[str], int]
+    read: Callable[[str, int, int, int], Iterator[np.ndarray]]
+    seekable: Callable[[str], bool]
+
+
+def _flat(images: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(images.reshape(len(images), int(np.prod(images.shape[1:]))))
+
+
+IDX = DataFiles(
+    "IDX image files (names with 'idx3')",
+    idx.is_idx_images_name,
+    lambda path: idx.read_header(path).shape[0],
+    lambda path, start, stop, chunk: map(_flat, idx.iter_images(path, start=start, stop=stop, chunk_size=chunk)),
+    lambda path: not idx.is_gzip(path),
+)
+CIFAR = DataFiles(
+    "CIFAR-10 batches (*.bin, data_batch_*, test_batch)",
+    cifar.is_batch_name,
+    cifar.count_images,
+    lambda path, start, stop, chunk: (
+        _flat(images) for images, _ in cifar.iter_batch(path, start=start, stop=stop, chunk_size=chunk)
+    ),
+    cifar.is_binary,
+)
+
+
+def data_files(convolutional: bool) -> DataFiles:
+    """The dataset files a network reads: CIFAR-10 batches for a CNV, IDX files for an LFC."""
+    return CIFAR if convolutional else IDX
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input file: `path` as the user's names give it, `kind` "picture" or "idx"."""
+    """One input file: `path` as the user's names give it, `kind` "picture" or "data"."""
 
     path: str
     kind: str
@@ -39,23 +86,23 @@ def _is_picture(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def expand(paths: Iterable[str | os.PathLike]) -> list[Source]:
+def expand(paths: Iterable[str | os.PathLike], files: DataFiles = IDX) -> list[Source]:
     """The files of `paths` in input order; BnnError for a folder with nothing to classify."""
     sources: list[Source] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found = [
-                Source(str(p), "picture" if _is_picture(p) else "idx")
+                Source(str(p), "picture" if _is_picture(p) else "data")
                 for p in sorted(path.rglob("*"))
-                if p.is_file() and (_is_picture(p) or is_idx_images_name(p.name))
+                if p.is_file() and (_is_picture(p) or files.is_name(p.name))
             ]
             if not found:
                 raise BnnError(
                     f"{path}: nothing to classify in this folder or its subfolders "
-                    f"(pictures: {', '.join(sorted(IMAGE_SUFFIXES))}; IDX image files: names with 'idx3')"
+                    f"(pictures: {', '.join(sorted(IMAGE_SUFFIXES))}; {files.what})"
                 )
             sources += found
         else:
-            sources.append(Source(str(path), "picture" if _is_picture(path) else "idx"))
+            sources.append(Source(str(path), "picture" if _is_picture(path) else "data"))
     return sources

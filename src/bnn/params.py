@@ -17,10 +17,24 @@ from pathlib import Path
 
 from .errors import ParamsNotFoundError, UnknownNameError
 from .formats.pynq import META_FILE, read_params, write_params
-from .paramset import DECISION_RULES, NETWORKS, PIXELS, Conv, Layer, NetworkSpec, ParamSet, network_spec
+from .paramset import (
+    CNV_NETWORKS,
+    DECISION_RULES,
+    LFC_NETWORKS,
+    NETWORKS,
+    PIXELS,
+    Conv,
+    Layer,
+    NetworkSpec,
+    ParamSet,
+    default_set,
+    network_spec,
+)
 
 __all__ = [
+    "CNV_NETWORKS",
     "DECISION_RULES",
+    "LFC_NETWORKS",
     "META_FILE",
     "NETWORKS",
     "PIXELS",
@@ -29,6 +43,7 @@ __all__ = [
     "NetworkSpec",
     "ParamSet",
     "available_params",
+    "default_set",
     "find_params",
     "load_params",
     "network_spec",
@@ -39,9 +54,12 @@ __all__ = [
 ]
 
 
-def load_params(network: str | None, source, params_path=None) -> ParamSet:
+def load_params(network: str | None, source=None, params_path=None) -> ParamSet:
     """The `ParamSet` that `source` names for `network`: a `ParamSet`, a QONNX file (``*.onnx``), a set
-    name or a folder. `network` may be None: a file or folder tells its own, a name means lfcW1A1."""
+    name or a folder; None: the network's default set (`default_set`). `network` may be None: a file or
+    folder tells its own, a name means lfcW1A1."""
+    if source is None:
+        source = default_set(network)
     if isinstance(source, ParamSet):
         params = source
     elif str(source).endswith(".onnx"):

@@ -25,14 +25,17 @@ from .bits import PIXEL_THRESHOLD
 from .errors import ParamsError, UnknownNameError
 
 __all__ = [
+    "CNV_NETWORKS",
     "CNV_PIXELS",
     "DECISION_RULES",
+    "LFC_NETWORKS",
     "Conv",
     "NETWORKS",
     "PIXELS",
     "Layer",
     "NetworkSpec",
     "ParamSet",
+    "default_set",
     "network_spec",
     "network_with_bits",
 ]
@@ -148,6 +151,16 @@ NETWORKS: dict[str, NetworkSpec] = {
     "cnvW1A2": _cnv("cnvW1A2", 2, 1, (3, 32, 32, 32, 32, 32, 4, 8, 1), (16, 32, 16, 16, 4, 1, 1, 1, 4)),
     "cnvW2A2": _cnv("cnvW2A2", 2, 2, (3, 16, 16, 16, 8, 8, 2, 2, 1), (8, 16, 8, 8, 4, 1, 1, 2, 4)),
 }
+
+
+#: The fully connected networks (MNIST) and the convolutional ones (CIFAR-10, road signs, house numbers).
+LFC_NETWORKS = tuple(name for name, spec in NETWORKS.items() if not spec.convolutional)
+CNV_NETWORKS = tuple(name for name, spec in NETWORKS.items() if spec.convolutional)
+
+
+def default_set(network: str | None) -> str:
+    """The parameter set a network takes when none is named: "mnist" for an LFC, "cifar10" for a CNV."""
+    return "cifar10" if network in CNV_NETWORKS else "mnist"
 
 
 def network_spec(name: str) -> NetworkSpec:

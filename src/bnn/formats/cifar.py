@@ -30,7 +30,16 @@ import numpy as np
 from .._atomic import atomic_write
 from ..errors import CifarError
 
-__all__ = ["RECORD", "count_images", "iter_batch", "read_batch", "records_to_images", "write_batch"]
+__all__ = [
+    "RECORD",
+    "count_images",
+    "is_batch_name",
+    "is_binary",
+    "iter_batch",
+    "read_batch",
+    "records_to_images",
+    "write_batch",
+]
 
 SIDE, CHANNELS = 32, 3
 #: Bytes of one binary record: the label, then the three colour planes.
@@ -69,24 +78,46 @@ def count_images(path: str | os.PathLike) -> int:
     return len(_read_pickle(path)[1]) if _is_pickle(path) else _check_binary_size(path)
 
 
-def iter_batch(path: str | os.PathLike, *, chunk_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (images (n, 32, 32, 3), labels (n,)) in chunks of at most `chunk_size` records.
+def is_batch_name(name: str) -> bool:
+    """True for a CIFAR-10 batch file's name: ``*.bin`` (binary) or ``data_batch_*`` / ``test_batch`` (python)."""
+    return name.lower().endswith(".bin") or name.startswith(("data_batch", "test_batch"))
 
-    Memory is bounded by one chunk for binary batches; a python batch is
-    read whole (the format has no other way).
+
+def is_binary(path: str | os.PathLike) -> bool:
+    """True for a binary batch (read in any range directly), False for a python (pickle) one."""
+    return not _is_pickle(Path(path))
+
+
+def iter_batch(
+    path: str | os.PathLike, *, chunk_size: int = 65536, start: int = 0, stop: int | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (images (n, 32, 32, 3), labels (n,)) of records start..stop-1 in chunks of at most `chunk_size`.
+
+    Memory is bounded by one chunk for binary batches (read from `start` by a
+    seek); a python batch is read whole (the format has no other way).
     """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     path = Path(path)
     if path.is_dir():
         raise CifarError(f"{path}: is a folder, not a CIFAR-10 batch file")
     if _is_pickle(path):
         images, labels = _read_pickle(path)
-        for s in range(0, len(images), chunk_size):
-            yield images[s : s + chunk_size], labels[s : s + chunk_size]
+        n = len(images)
+    else:
+        n = _check_binary_size(path)
+    stop = n if stop is None else stop
+    if not 0 <= start <= stop <= n:
+        raise CifarError(f"{path}: records {start}..{stop} asked for, but the file holds {n}")
+    if _is_pickle(path):
+        for s in range(start, stop, chunk_size):
+            e = min(s + chunk_size, stop)
+            yield images[s:e], labels[s:e]
         return
-    n = _check_binary_size(path)
     with open(path, "rb") as f:
-        for first in range(0, n, chunk_size):
-            count = min(chunk_size, n - first)
+        f.seek(start * RECORD)
+        for first in range(start, stop, chunk_size):
+            count = min(chunk_size, stop - first)
             data = f.read(count * RECORD)
             if len(data) != count * RECORD:
                 raise CifarError(f"{path}: ends early, at record {first + len(data) // RECORD} of {n}")

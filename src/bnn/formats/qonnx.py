@@ -40,7 +40,7 @@ import numpy as np
 
 from .._atomic import atomic_write
 from ..bits import PIXEL_THRESHOLD, accumulator_thresholds, accumulators, last_layer_thresholds
-from ..errors import MissingExtraError, ParamsError
+from ..errors import MissingExtraError, ParamsError, UnsupportedError
 from ..paramset import PIXELS, Layer, ParamSet, network_with_bits
 from ..thresholding import fold_steps
 
@@ -84,6 +84,8 @@ def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), to
     from onnx import TensorProto, helper, numpy_helper
 
     params.validate()
+    if params.spec.convolutional:
+        raise UnsupportedError(f"QONNX export of convolutional networks ({params.network}) is not written yet")
     nodes, inits = [], []
     shapes: dict[str, tuple[int, ...]] = {}  # every tensor's shape, stored in the graph (executors need them)
 
