@@ -266,3 +266,64 @@ def test_classify_on_the_torch_runtime_matches_native(original_dir, mnist_test, 
     native = run("classify", path, "-p", original_dir, "--json").stdout
     torch_rows = run("classify", path, "-p", original_dir, "--json", "--runtime", "torch", "--device", "cpu").stdout
     assert torch_rows == native  # classes, labels and scores alike
+
+
+# --- CNV through the command line ---
+
+
+@pytest.fixture(scope="module")
+def cifar_small(tmp_path_factory, cifar_test):
+    """A folder with a 40-record test batch (test_batch.bin) of the CIFAR-10 test images there are."""
+    from bnn.formats import cifar
+
+    folder = tmp_path_factory.mktemp("cifar")
+    cifar.write_batch(folder / "test_batch.bin", cifar_test[0][:40], cifar_test[1][:40])
+    return folder
+
+
+def test_cnv_classify_a_batch_and_a_picture(cifar_small, cifar_test):
+    from conftest import PICTURES, need
+
+    batch = cifar_small / "test_batch.bin"
+    rows = [
+        json.loads(line)
+        for line in run("classify", "-n", "cnvW1A2", "--runtime", "reference", batch, "--json").stdout.splitlines()
+    ]
+    out = bnn.Classifier("cnvW1A2", "cifar10", "reference").infer(cifar_test[0][:40])
+    assert [r["class"] for r in rows] == out.classes.tolist() and rows[3]["scores"] == out.scores[3].tolist()
+    assert rows[0]["input"] == f"{batch}[0]" and rows[0]["label"] == "Cat"
+    picture = run("classify", "-n", "cnvW1A1", "--runtime", "reference", need(PICTURES / "deer.jpg"), "--csv").stdout
+    assert picture.splitlines()[1].endswith(",4,Deer")
+    signs = run(
+        "classify", "-n", "cnvW1A1", "-p", "road-signs", "--runtime", "reference", PICTURES / "stop.jpg", "--csv"
+    )
+    assert signs.stdout.splitlines()[1].endswith(",14,Stop")
+
+
+def test_cnv_demo_and_evaluate(cifar_small, cifar_test):
+    out = run("demo", "cnv", "--data", cifar_small).stdout
+    assert out.count("Classification rate:") == 3 and "Inference took" in out
+    for network in ("cnvW1A1", "cnvW1A2", "cnvW2A2"):
+        clf = bnn.Classifier(network, "cifar10", "reference", decision="positive_max")
+        accuracy = 100 * np.mean(clf.predict(cifar_test[0][:40]) == cifar_test[1][:40])
+        assert f"Accuracy {network}: {accuracy:.2f} %" in out
+    report = run(
+        "evaluate", "-n", "cnvW2A2", "--runtime", "reference", "--images", cifar_small / "test_batch.bin"
+    ).stdout
+    right = int(
+        (bnn.Classifier("cnvW2A2", "cifar10", "reference").predict(cifar_test[0][:40]) == cifar_test[1][:40]).sum()
+    )
+    assert f"accuracy: {right}/40 = " in report and "Airplane" in report
+
+
+def test_cnv_bad_inputs_are_one_line(tmp_path, cifar_small):
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(bytes(3073 * 3 + 7))
+    proc = run("classify", "-n", "cnvW1A1", "--runtime", "reference", bad, check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "bad.bin: 9226 bytes is not a whole number of 3073-byte CIFAR-10 records" in proc.stderr
+    proc = run("demo", "cnv", "--data", tmp_path / "missing", check=False)
+    assert proc.returncode == 1 and "missing: not found; give a CIFAR-10 test batch" in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = run("demo", "cnv", "--data", tmp_path / "empty", check=False)
+    assert proc.returncode == 1 and "empty: no CIFAR-10 test batch here" in proc.stderr

@@ -232,3 +232,18 @@ def test_without_dask_the_error_says_what_to_install(shards, original_dir, tmp_p
 
 def test_chunks_describe_themselves():
     assert Chunk("f", 3, 7).names() == ["f[3]", "f[4]", "f[5]", "f[6]"] and Chunk("f", 3, 7).describe() == "f[3:7]"
+
+
+def test_cnv_batches_and_pictures_on_a_cluster_as_one_process(client, cifar_test, tmp_path):
+    from conftest import PICTURES, need
+
+    from bnn.formats import cifar
+
+    batch = cifar.write_batch(tmp_path / "a.bin", cifar_test[0][:30], cifar_test[1][:30])
+    picture = need(PICTURES / "deer.jpg")
+    clf = bnn.Classifier("cnvW1A1", "cifar10", "reference")
+    result = classify_files(client, clf, [batch, picture], chunk_images=8, scores=True)
+    alone = clf.infer(np.concatenate([cifar_test[0][:30], clf.preprocess(picture)[None]]))
+    assert result.errors == [] and result.names[-1] == str(picture) and result.names[0] == f"{batch}[0]"
+    np.testing.assert_array_equal(result.scores, alone.scores)
+    assert [c.stop - c.start for c in plan([batch], chunk_images=8, files=bnn.inputs.CIFAR)] == [8, 8, 8, 6]

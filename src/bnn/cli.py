@@ -124,6 +124,8 @@ def _cifar_test_batch(data: str | None) -> Path:
     from .formats import cifar
 
     path = Path(data or os.environ.get("BNN_DATA", "."))
+    if not path.exists():
+        _fail(f"{path}: not found; give a CIFAR-10 test batch (test_batch.bin) or the folder holding it with --data")
     if path.is_dir():
         batches = sorted(p for p in path.iterdir() if p.is_file() and cifar.is_batch_name(p.name) and "test" in p.name)
         if not batches:
