@@ -1,4 +1,5 @@
-"""The draw-a-digit page in a real browser (headless Chromium): draw, see the class and the bars, switch, clear."""
+"""The page in a real browser (headless Chromium): draw a digit, see the class and the bars, switch, clear;
+pick a CNV network and upload a photo."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ if not (CHROMIUM and DRIVER):
 @pytest.fixture(scope="module")
 def server(original_dir):
     classifiers = {n: bnn.Classifier(n, original_dir / n) for n in ("lfcW1A1", "lfcW1A2")}
+    classifiers["cnvW1A1"] = bnn.Classifier("cnvW1A1", "cifar10", "reference")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -82,3 +84,20 @@ def test_draw_a_one_then_switch_and_clear(server, browser):
     assert browser.find_element(By.ID, "error").text == ""
     browser.find_element(By.ID, "clear").click()
     assert answer.text == "" and browser.find_element(By.ID, "bars").find_elements(By.CLASS_NAME, "bar") == []
+
+
+def test_pick_a_cnv_network_and_upload_a_photo(server, browser):
+    from conftest import PICTURES, need
+
+    browser.get(server)
+    WebDriverWait(browser, 20).until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "yes")
+    Select(browser.find_element(By.ID, "model")).select_by_value("cnvW1A1")
+    assert browser.find_element(By.ID, "title").text == "Classify a photo"
+    assert "32x32 thumbnail" in browser.find_element(By.ID, "hint").text
+    browser.find_element(By.ID, "photo").send_keys(str(need(PICTURES / "deer.jpg")))
+    answer = browser.find_element(By.ID, "answer")
+    WebDriverWait(browser, 30).until(lambda b: answer.text != "")
+    assert answer.text == "Deer"
+    assert browser.find_element(By.ID, "info").text.startswith("cnvW1A1: class 4")
+    assert len(browser.find_element(By.ID, "bars").find_elements(By.CLASS_NAME, "bar")) == 10
+    assert browser.find_element(By.ID, "preview").is_displayed()

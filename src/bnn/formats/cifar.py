@@ -33,6 +33,7 @@ from ..errors import CifarError
 __all__ = [
     "RECORD",
     "count_images",
+    "images_from_bytes",
     "is_batch_name",
     "is_binary",
     "iter_batch",
@@ -171,6 +172,17 @@ def _read_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
     records[:, 0] = np.asarray(labels, dtype=np.int64)
     records[:, 1:] = data
     return records_to_images(records)
+
+
+def images_from_bytes(data: bytes, name: str = "CIFAR-10 data") -> np.ndarray:
+    """(N, 32, 32, 3) uint8 images of a binary batch held in memory (e.g. a request body); python
+    batches are not taken from memory (a pickle from elsewhere is not to be unpickled)."""
+    if len(data) == 0 or len(data) % RECORD:
+        raise CifarError(
+            f"{name}: {len(data)} bytes is not a whole number of {RECORD}-byte CIFAR-10 records "
+            "(1 label byte + 3,072 pixel bytes)"
+        )
+    return records_to_images(np.frombuffer(data, dtype=np.uint8).reshape(-1, RECORD))[0]
 
 
 def write_batch(path: str | os.PathLike, images: np.ndarray, labels=None) -> Path:

@@ -1,9 +1,10 @@
 """The HTTP service: an ASGI app (Starlette) over one or more classifiers, with dynamic batching.
 
-    GET  /              the draw-a-digit page (served by the package, no CDN)
+    GET  /              the page: draw a digit or upload a photo (served by the package, no CDN)
     GET  /healthz       200 {"status": "ok"} once the classifiers are built
     GET  /v1/models     the loaded networks: classes, decision rule, runtime, kernel
-    POST /v1/classify   a PNG/JPEG picture, an IDX file, or a multipart upload of several
+    POST /v1/classify   a PNG/JPEG picture, a dataset file (IDX for an LFC, binary CIFAR-10 records
+                        for a CNV), or a multipart upload of several
     GET  /openapi.json  the API as OpenAPI 3.1;  GET /docs  the same as a page
 
 Requests arriving together are gathered (up to `max_batch` images or
@@ -29,15 +30,16 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import BnnError
-from ..formats import idx
-from ..formats.images import MAX_PIXELS, load_image
+from ..formats import cifar, idx
+from ..formats.images import MAX_PIXELS
 from ..results import result_row
 from .openapi import OPENAPI, docs_page
 
 __all__ = ["Batcher", "create_app"]
 
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/webp", "image/gif", "image/bmp"}
-IDX_TYPES = {"application/x-idx", "application/octet-stream"}
+#: Dataset bodies: an IDX file (LFC) or binary CIFAR-10 records (CNV).
+IDX_TYPES = {"application/x-idx", "application/x-cifar10", "application/octet-stream"}
 
 
 class HTTPError(Exception):
@@ -182,19 +184,26 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
 
 
 def _decode(
-    data: bytes, content_type: str, name: str, max_images: int, max_pixels: int
+    data: bytes, content_type: str, name: str, clf, max_images: int, max_pixels: int
 ) -> tuple[list[str], np.ndarray]:
-    """(names, (N, 784) uint8 images) of one body or uploaded file; HTTPError 4xx when it is not usable."""
+    """(names, (N, P) uint8 images for `clf`'s network) of one body or uploaded file; HTTPError 4xx when
+    it is not usable. A picture goes through the network's own preprocessing; a dataset body is an IDX
+    file (LFC) or binary CIFAR-10 records (CNV)."""
     if not data:
-        raise HTTPError(400, f"{name}: empty body (send a PNG or JPEG picture, or an IDX file)")
+        raise HTTPError(400, f"{name}: empty body (send a PNG or JPEG picture, or a dataset file)")
+    convolutional = clf.params.spec.convolutional
     try:
         if content_type in IMAGE_TYPES:
-            return [name], load_image(data, name=name, max_pixels=max_pixels).reshape(1, 784)
+            image = clf.picture_loader()(data, name=name, max_pixels=max_pixels)
+            return [name], image.reshape(1, -1)
         if content_type in IDX_TYPES:
-            images = idx.images_from_bytes(data, name, max_bytes=max_images * 784 + 1024)
+            if convolutional:
+                images = cifar.images_from_bytes(data, name)
+            else:
+                images = idx.images_from_bytes(data, name, max_bytes=max_images * 784 + 1024)
             if len(images) > max_images:
                 raise HTTPError(413, f"{name}: {len(images)} images, over the limit of {max_images} per request")
-            return [f"{name}[{i}]" for i in range(len(images))], images.reshape(len(images), 784)
+            return [f"{name}[{i}]" for i in range(len(images))], images.reshape(len(images), -1)
     except BnnError as exc:
         raise HTTPError(400, str(exc)) from None
     known = ", ".join(sorted(IMAGE_TYPES | IDX_TYPES | {"multipart/form-data"}))
@@ -229,10 +238,11 @@ def create_app(
     }
     decoding = asyncio.Semaphore(decoders or os.cpu_count() or 1)
 
-    async def decode(data: bytes, content_type: str, name: str) -> tuple[list[str], np.ndarray]:
+    async def decode(data: bytes, content_type: str, name: str, model: str) -> tuple[list[str], np.ndarray]:
         # On a worker thread (a picture takes ~1 ms, a 49 MP one ~1 s): the event loop keeps serving the others.
+        clf = classifiers[model]
         async with decoding:
-            return await asyncio.to_thread(_decode, data, content_type, name, max_images, max_pixels)
+            return await asyncio.to_thread(_decode, data, content_type, name, clf, max_images, max_pixels)
 
     default = next(iter(classifiers))
     page = (resources.files("bnn.serve") / "static" / "index.html").read_text(encoding="utf-8")
@@ -250,6 +260,8 @@ def create_app(
                 "models": [
                     {
                         "network": name,
+                        "family": "cnv" if clf.params.spec.convolutional else "lfc",
+                        "image_shape": list(clf.params.image_shape),
                         # the set's name, never a server path
                         "params": clf.params.source.parent.name if clf.params.source else "in memory",
                         "classes": clf.classes,
@@ -294,7 +306,7 @@ def create_app(
                     if total > max_body:
                         raise HTTPError(413, f"request body is over the limit of {max_body} bytes")
                     kind = (upload.content_type or "").split(";")[0].strip().lower()
-                    n, a = await decode(data, kind, upload.filename or "upload")
+                    n, a = await decode(data, kind, upload.filename or "upload", model)
                     names += n
                     arrays.append(a)
             finally:
@@ -302,7 +314,7 @@ def create_app(
             images = np.concatenate(arrays)
         else:
             data = await _read_body(request, max_body, body_timeout)
-            names, images = await decode(data, content_type, "request body")
+            names, images = await decode(data, content_type, "request body", model)
         try:
             out = await batchers[model].submit(images)
         except HTTPError:

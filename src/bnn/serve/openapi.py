@@ -37,8 +37,10 @@ OPENAPI = {
         "/v1/classify": {
             "post": {
                 "summary": "Classify a picture, an IDX file, or several uploaded files",
-                "description": "Pictures go through the same preprocessing as classify_image; an IDX body is "
-                "classified image by image. Requests arriving together are batched.",
+                "description": "Pictures go through the network's own preprocessing (classify_image: an "
+                "LFC's MNIST-style digit, a CNV's 32x32 thumbnail); a dataset body (an IDX file for an LFC, "
+                "binary CIFAR-10 records for a CNV) is classified image by image. Requests arriving together "
+                "are batched.",
                 "parameters": [
                     {
                         "name": "model",
@@ -54,6 +56,7 @@ OPENAPI = {
                         "image/png": _BINARY,
                         "image/jpeg": _BINARY,
                         "application/x-idx": _BINARY,
+                        "application/x-cifar10": _BINARY,
                         "multipart/form-data": {
                             "schema": {
                                 "type": "object",
