@@ -254,9 +254,7 @@ def test_big_file_in_bounded_chunks(original, tmp_path, monkeypatch):
     path = idx.write_idx(tmp_path / "big-idx3-ubyte", images)
     seen = []
     real = idx.iter_images
-    monkeypatch.setattr(
-        idx, "iter_images", lambda p, chunk_size: (seen.append(len(c)) or c for c in real(p, chunk_size=chunk_size))
-    )
+    monkeypatch.setattr(idx, "iter_images", lambda p, **how: (seen.append(len(c)) or c for c in real(p, **how)))
     clf = bnn.Classifier(original.network, original)
     classes = clf.predict_file(path, chunk_size=1024)
     assert seen == [1024] * 4 + [904]

@@ -173,20 +173,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_bnn_serve_answers_and_stops_cleanly_on_sigterm(original_dir, mnist_test, tmp_path):
+def _start_serve(original_dir, *args) -> tuple[subprocess.Popen, str]:
+    """`bnn serve ARGS` on a free port with the original sets on the search path, once it answers /healthz."""
     port = _free_port()
     env = {**os.environ, "BNN_PARAMS_PATH": str(original_dir.parent)}
-    # The reference runtime: a 10,000-image request takes long enough to be in flight at SIGTERM.
-    cmd = [sys.executable, "-m", "bnn", "serve", "--port", str(port), "-n", "lfcW1A1", "--runtime", "reference"]
+    cmd = [sys.executable, "-m", "bnn", "serve", "--port", str(port), *args]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return proc, url
+
+
+def test_bnn_serve_answers_and_stops_cleanly_on_sigterm(original_dir, mnist_test, tmp_path):
+    # The reference runtime: a 10,000-image request takes long enough to be in flight at SIGTERM.
+    proc, url = _start_serve(original_dir, "-n", "lfcW1A1", "--runtime", "reference")
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         reply = httpx.post(f"{url}/v1/classify", content=png(mnist_test[0][0]), headers={"Content-Type": "image/png"})
         assert reply.status_code == 200
         # A slow client holding a connection open does not block the others.
@@ -342,19 +348,9 @@ def _peak_rss(pid: int) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_eight_49_megapixel_pictures_at_once_stay_under_1_5_gib(original_dir):
-    port = _free_port()
-    env = {**os.environ, "BNN_PARAMS_PATH": str(original_dir.parent)}
-    cmd = [sys.executable, "-m", "bnn", "serve", "--port", str(port), "-n", "lfcW1A1"]
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
     body = _big_png(7000)
+    proc, url = _start_serve(original_dir, "-n", "lfcW1A1")
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         replies, health = [], []
 
         def post():

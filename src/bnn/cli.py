@@ -152,26 +152,18 @@ def _demo_cnv(data: str | None, params: str) -> None:
 def _load_inputs(clf, paths: tuple[str, ...]):
     """(names, images (N, P) uint8) of the files `paths` name (`bnn.inputs.expand`) for `clf`'s network:
     pictures as `clf.preprocess` makes them, dataset files (IDX or CIFAR-10 batches) image by image."""
-    from .inputs import data_files, expand
+    from .inputs import data_files, runs
 
     files = data_files(clf.params.spec.convolutional)
-    names, arrays, pictures = [], [], []
-
-    def flush():
+    names, arrays = [], []
+    for pictures, group in runs(paths, files):
         if pictures:
-            names.extend(pictures)
-            arrays.append(clf.decode(pictures, progress=len(pictures) > 1000).reshape(len(pictures), -1))
-            pictures.clear()
-
-    for source in expand(paths, files):
-        if source.is_picture:
-            pictures.append(source.path)
+            arrays.append(clf.decode(group, progress=len(group) > 1000).reshape(len(group), -1))
+            names += group
             continue
-        flush()
-        total = files.count(source.path)
-        arrays += list(files.read(source.path, 0, total, max(total, 1)))
-        names += [f"{source.path}[{i}]" for i in range(total)]
-    flush()
+        total = files.count(group[0])
+        arrays += list(files.read(group[0], 0, total, max(total, 1)))
+        names += [f"{group[0]}[{i}]" for i in range(total)]
     return names, np.concatenate(arrays) if arrays else np.zeros((0, clf.params.image_bytes), np.uint8)
 
 

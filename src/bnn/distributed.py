@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BnnError, MissingExtraError
-from .inputs import IDX, DataFiles, data_files, expand
+from .inputs import IDX, DataFiles, data_files, runs
 
 __all__ = [
     "CHUNK_IMAGES",
@@ -116,31 +116,22 @@ def plan(
     counted makes a chunk that carries its error (reported, not raised).
     """
     chunks: list[Chunk] = []
-    pictures: list[str] = []
-
-    def flush():
-        for s in range(0, len(pictures), chunk_files):
-            group = pictures[s : s + chunk_files]
-            chunks.append(
-                Chunk(_absolute(group[0]), files=tuple(map(_absolute, group)), name=group[0], labels=tuple(group))
-            )
-        pictures.clear()
-
-    for source in expand(paths, files):
-        if source.is_picture:
-            pictures.append(source.path)
+    for pictures, group in runs(paths, files):
+        if pictures:
+            for s in range(0, len(group), chunk_files):
+                part = group[s : s + chunk_files]
+                absolute = tuple(map(_absolute, part))
+                chunks.append(Chunk(absolute[0], files=absolute, name=part[0], labels=tuple(part)))
             continue
-        flush()
-        path = _absolute(source.path)
+        path = _absolute(group[0])
         try:
             n = files.count(path)
             whole = not files.seekable(path)
         except (BnnError, OSError) as exc:
-            chunks.append(Chunk(path, name=source.path, error=f"{source.path}: {_reason(exc, path)}"))
+            chunks.append(Chunk(path, name=group[0], error=f"{group[0]}: {_reason(exc, path)}"))
             continue
         step = max(n, 1) if whole else chunk_images
-        chunks += [Chunk(path, s, min(s + step, n), name=source.path) for s in range(0, n, step)]
-    flush()
+        chunks += [Chunk(path, s, min(s + step, n), name=group[0]) for s in range(0, n, step)]
     return chunks
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from itertools import groupby
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from .errors import BnnError
 from .formats import cifar, idx
 from .formats.images import IMAGE_SUFFIXES
 
-__all__ = ["CIFAR", "IDX", "DataFiles", "Source", "data_files", "expand"]
+__all__ = ["CIFAR", "IDX", "DataFiles", "Source", "data_files", "expand", "runs"]
 
 
 @dataclass(frozen=True)
@@ -106,3 +107,14 @@ def expand(paths: Iterable[str | os.PathLike], files: DataFiles = IDX) -> list[S
         else:
             sources.append(Source(str(path), "picture" if _is_picture(path) else "data"))
     return sources
+
+
+def runs(paths: Iterable[str | os.PathLike], files: DataFiles = IDX) -> Iterator[tuple[bool, list[str]]]:
+    """The files of `paths` in input order as runs: (True, [pictures...]) for consecutive pictures, which
+    are decoded together, and (False, [path]) for each dataset file."""
+    for pictures, group in groupby(expand(paths, files), key=lambda source: source.is_picture):
+        names = [source.path for source in group]
+        if pictures:
+            yield True, names
+        else:
+            yield from ((False, [name]) for name in names)
