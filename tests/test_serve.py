@@ -196,7 +196,7 @@ def test_bnn_serve_answers_and_stops_cleanly_on_sigterm(original_dir, mnist_test
         reply = httpx.post(f"{url}/v1/classify", content=png(mnist_test[0][0]), headers={"Content-Type": "image/png"})
         assert reply.status_code == 200
         # A slow client holding a connection open does not block the others.
-        slow = socket.create_connection(("127.0.0.1", port))
+        slow = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
         slow.sendall(
             b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 99\r\n\r\nab"
         )
