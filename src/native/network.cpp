@@ -68,10 +68,16 @@ std::vector<Kernel> available_kernels() {
     std::vector<Kernel> out;
 #if defined(BNN_HAVE_X86_KERNELS)
     __builtin_cpu_init();
+#if defined(BNN_EMULATED_AVX512)
+    // tools/check_avx512.sh: the AVX-512 kernels compiled on SIMDe's portable code run on any x86-64.
+    const bool avx512 = true;
+#else
     // Every feature the AVX-512 kernel's file is compiled with (-mavx512f/bw/vl/vpopcntdq), or an
     // instruction the CPU lacks could be emitted anywhere in it.
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq")) {
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq");
+#endif
+    if (avx512) {
         out.push_back({"avx512", kernels::layer_avx512, kernels::pack_avx512, kernels::probe_avx512});
         out.push_back({"avx512-bitslice", kernels::layer_avx512, kernels::pack_avx512,
                        kernels::probe_avx512_bitslice, kernels::layer_avx512_bitslice, 8});
