@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import _thread
-import gc
 import gzip
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -215,10 +215,9 @@ def test_ctrl_c_during_a_long_batch(original, name, kernel):
     images = np.random.default_rng(0).integers(0, 256, (150_000, 784), dtype=np.uint8)  # tens of seconds of work
     clf.predict(images[:10])
     before = _tasks()
-    # Garbage left by earlier tests (Dask clients, servers) has finalizers; one run by the collector while
-    # the interrupt is pending takes the KeyboardInterrupt and Python prints it as ignored. Collect first.
-    gc.collect()
-    gc.disable()
+    # Python's own Ctrl-C handler, whatever started pytest: a shell that runs it in the background sets
+    # SIGINT to "ignore", and interrupt_main then does nothing.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, _thread.interrupt_main)
     start = time.perf_counter()
     timer.start()
@@ -226,7 +225,7 @@ def test_ctrl_c_during_a_long_batch(original, name, kernel):
         with pytest.raises(KeyboardInterrupt):
             clf.predict(images)
     finally:
-        gc.enable()
+        signal.signal(signal.SIGINT, previous)
     latency = time.perf_counter() - start - 0.5
     assert latency < 1.0, f"Ctrl-C took {latency:.2f} s"
     time.sleep(0.05)
