@@ -96,3 +96,46 @@ def test_cuda_tensors_stay_on_the_gpu(original, mnist_test):
     np.testing.assert_array_equal(
         out.scores.cpu().numpy(), ReferenceRuntime(original).run(mnist_test[0].reshape(-1, 784)).scores
     )
+
+
+def _strict_int_mm(a, b):
+    """torch._int_mm as cuBLAS takes it on CUDA: int8, more than 16 rows, K and N multiples of 8,
+    A row-major, B column-major (the case PyTorch's tests skip: pytorch#169956)."""
+    assert a.dtype == b.dtype == torch.int8 and a.dim() == b.dim() == 2
+    assert a.shape[0] > 16, f"{a.shape[0]} rows"
+    assert a.shape[1] % 8 == 0 and b.shape[1] % 8 == 0 and a.shape[1] == b.shape[0], (a.shape, b.shape)
+    assert a.is_contiguous(), "A must be row-major"
+    assert b.t().is_contiguous() and not b.is_contiguous(), "B must be column-major"
+    return (a.to(torch.int32) @ b.to(torch.int32)).to(torch.int32)
+
+
+@pytest.mark.parametrize("n", [*range(32), 555])
+def test_int8_products_follow_the_cuda_rules(monkeypatch, n):
+    monkeypatch.setattr(torch, "_int_mm", _strict_int_mm)
+    rng = np.random.default_rng(n)
+    params = random_params(rng, ("lfcW1A1", "lfcW1A2")[n % 2], (48, 20, 36), 10, 790)
+    runtime = TorchRuntime(params, device="cpu", matmul="int8")
+    runtime.chunk = 100  # 555 images: five whole chunks and a short last one of 55
+    images = rng.integers(0, 256, (n, 784), dtype=np.uint8)
+    out = runtime.run(images)
+    ref = ReferenceRuntime(params).run(images)
+    np.testing.assert_array_equal(out.scores, ref.scores)
+    np.testing.assert_array_equal(out.bits, ref.bits)
+    assert runtime.kernel == "cpu/int8"  # no fallback happened
+
+
+def test_an_int8_gemm_that_fails_or_differs_falls_back_with_a_warning(monkeypatch):
+    params = random_params(np.random.default_rng(9), "lfcW1A1", (48, 20, 36), 10, 790)
+    images = np.random.default_rng(10).integers(0, 256, (40, 784), dtype=np.uint8)
+    ref = ReferenceRuntime(params).run(images)
+
+    def unsupported(a, b):
+        raise RuntimeError("CUBLAS_STATUS_NOT_SUPPORTED")
+
+    for fake, why in ((unsupported, "torch._int_mm failed"), (lambda a, b: _strict_int_mm(a, b) + 1, "differs")):
+        monkeypatch.setattr(torch, "_int_mm", fake)
+        runtime = TorchRuntime(params, device="cpu", matmul="int8")
+        with pytest.warns(RuntimeWarning, match=f"{why}.*using float32 products"):
+            out = runtime.run(images)
+        np.testing.assert_array_equal(out.scores, ref.scores)
+        assert runtime.kernel == "cpu/fp32"

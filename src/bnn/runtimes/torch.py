@@ -121,6 +121,7 @@ class TorchRuntime:
         if matmul not in (None, "int8", "fp32"):
             raise UnknownNameError(f"unknown matmul {matmul!r}; known: int8, fp32")
         self.integer = matmul == "int8" if matmul else self.device.type == "cuda"
+        self._int8_checked = False  # the first int8 product is compared with float32 (see _product)
         self.kernel = f"{self.device}/{'int8' if self.integer else 'fp32'}"
         one_bit = len(params.pixel_thresholds) == 1
         if packed and not one_bit:
@@ -148,8 +149,10 @@ class TorchRuntime:
             "thresholds": torch.from_numpy(layer.effective_thresholds()).to(self.device),
         }
         if self.integer:  # _int_mm wants K and N multiples of 8: zero weights add nothing
-            padded = np.zeros((-(-k // 8) * 8, -(-n // 8) * 8), dtype=np.int8)
-            padded[:k, :n] = signs.T
+            # Kept (N, K) row-major and passed transposed: cuBLAS' int8 GEMM wants B column-major (a
+            # row-major B is the case PyTorch's own tests skip on CUDA 13: CUBLAS_STATUS_NOT_SUPPORTED).
+            padded = np.zeros((-(-n // 8) * 8, -(-k // 8) * 8), dtype=np.int8)
+            padded[:n, :k] = signs
             prepared["int8"] = torch.from_numpy(padded).to(self.device)
         return prepared
 
@@ -165,12 +168,34 @@ class TorchRuntime:
     # ------------------------------------------------------------------ inference
 
     def _product(self, x, layer: dict):
-        """Exact integer dot products (N, MH) int32 of values x (N, K) with the layer's weights."""
+        """Exact integer dot products (N, MH) int32 of values x (N, K) with the layer's weights.
+
+        int8: torch._int_mm's rules (more than 16 rows, K and N multiples of 8, A row-major, B
+        column-major) are met here; its first product is checked against float32, and a device whose
+        int8 GEMM fails or differs falls back to float32 for good, with a warning.
+        """
         if self.integer and x.shape[0] > 16:
             w = layer["int8"]
-            x = torch.nn.functional.pad(x, (0, w.shape[0] - x.shape[1]))
-            return torch._int_mm(x, w)[:, : layer["n"]]
+            a = torch.nn.functional.pad(x, (0, w.shape[1] - x.shape[1])).contiguous()
+            try:
+                dot = torch._int_mm(a, w.t())[:, : layer["n"]]
+            except RuntimeError as exc:
+                return self._int8_failed(x, layer, f"torch._int_mm failed ({exc})")
+            if not self._int8_checked:
+                if not torch.equal(dot, self._float_product(x, layer)):
+                    return self._int8_failed(x, layer, "torch._int_mm differs from the float32 product")
+                self._int8_checked = True
+            return dot
+        return self._float_product(x, layer)
+
+    def _float_product(self, x, layer: dict):
         return (x.to(torch.float32) @ layer["float"]).to(torch.int32)
+
+    def _int8_failed(self, x, layer: dict, why: str):
+        warnings.warn(f"{why} on {self.device}; using float32 products (exact too)", RuntimeWarning, stacklevel=4)
+        self.integer = False
+        self.kernel = f"{self.device}/fp32"
+        return self._float_product(x, layer)
 
     def forward_tensor(self, pixels):
         """Last-layer (N, C) int32 scores and bool bits for (N, 784) uint8 pixels already on the device."""
