@@ -1,13 +1,43 @@
 #!/usr/bin/env bash
-# One call of the device tool does the whole GPU part of the torch runtime's checks:
-#   run(command="bash benchmarks/gpu_check.sh", timeout_s=540)
-# It installs the package there, runs the torch tests on cuda (the shared exactness suite
-# includes ("torch", "cuda") wherever CUDA is present) and the GPU benchmark; the results
-# come back in $OUT (tests.log, gpu.md) to be pasted into BENCHMARKS.md.
+# The GPU part of the checks, in one call of the device tool, from a plain copy of the checkout: nothing
+# is installed and no registry is needed (the torch runtime is Python; PYTHONPATH=src).
+#   run(command="bash benchmarks/gpu_check.sh", timeout_s=540, carry=[".gpu-data"])
+# Before the call, to bring data the copy does not carry (../shared is outside the checkout):
+#   mkdir -p .gpu-data/shared/data && cp -r ../shared/data/mnist ../shared/data/bnn-pynq-params .gpu-data/shared/data/
+# and, when the GPU host's Python is this machine's, the built extension: cp build/*/_native*.so src/bnn/
+# Steps, each writing its output to $OUT as it goes: benchmarks/gpu_checks.py (exactness, no pytest
+# needed), the pytest torch/cuda tests when pytest is there (with the carried data), the GPU benchmark,
+# and, on an AVX-512 host with the extension importable, benchmarks/bench_bitslice.py --kernel avx512.
+# The last line printed is one PASS or FAIL line with the counts.
 set -uo pipefail
-OUT=${OUT:-/tmp/out}
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
-python3 -m pip install -q . pytest hypothesis 2>&1 | tail -3
-python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"
-python3 -m pytest -q -x tests/test_torch_runtime.py tests/test_runtimes.py -k "torch or cuda" 2>&1 | tee "$OUT/tests.log" | tail -15
-python3 benchmarks/bench_torch_gpu.py --out "$OUT/gpu.md"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+[ -d .gpu-data/shared ] && export BNN_SHARED="$PWD/.gpu-data/shared"
+py=${PYTHON:-python3}
+failed=0 ran=0
+step() {  # step NAME COMMAND...: run, log to $OUT/NAME.log as it goes, count
+  local name=$1
+  shift
+  ran=$((ran + 1))
+  echo "== $name" | tee -a "$OUT/summary.log"
+  if "$@" 2>&1 | tee "$OUT/$name.log"; then
+    echo "$name: ok" | tee -a "$OUT/summary.log"
+  else
+    failed=$((failed + 1))
+    echo "$name: FAILED" | tee -a "$OUT/summary.log"
+  fi
+}
+step exactness "$py" benchmarks/gpu_checks.py
+if "$py" -c "import pytest, hypothesis" 2>/dev/null; then
+  step pytest "$py" -m pytest -q -x -p no:cacheprovider tests/test_torch_runtime.py tests/test_runtimes.py -k "(torch or cuda) and not gpu_check"
+else
+  echo "pytest or hypothesis not installed here: the pytest step is left out" | tee -a "$OUT/summary.log"
+fi
+step benchmark "$py" benchmarks/bench_torch_gpu.py --out "$OUT/gpu.md"
+if grep -q avx512vpopcntdq /proc/cpuinfo && "$py" -c "import bnn._native" 2>/dev/null; then
+  step avx512 "$py" benchmarks/bench_bitslice.py --kernel avx512 --data "${BNN_SHARED:-../shared}/data/mnist"
+fi
+if [ "$failed" = 0 ]; then echo "PASS: $ran of $ran steps"; else echo "FAIL: $failed of $ran steps failed"; fi
+[ "$failed" = 0 ]

@@ -6,6 +6,8 @@ Its exactness over MNIST, batch sizes and random geometries is in the shared sui
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from conftest import IN_CI, literal_forward, random_params
@@ -139,3 +141,18 @@ def test_an_int8_gemm_that_fails_or_differs_falls_back_with_a_warning(monkeypatc
             out = runtime.run(images)
         np.testing.assert_array_equal(out.scores, ref.scores)
         assert runtime.kernel == "cpu/fp32"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the script's report where there is no GPU")
+def test_gpu_check_script_reports_one_line_from_a_plain_copy(tmp_path):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"OUT": str(tmp_path), "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(root / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True, env=env)
+    last = proc.stdout.strip().splitlines()[-1]
+    assert proc.returncode == 1 and last == "FAIL: 2 of 3 steps failed"  # no CUDA: exactness and benchmark fail
+    assert "FAIL: no CUDA device" in (tmp_path / "exactness.log").read_text()
+    assert "exactness: FAILED" in (tmp_path / "summary.log").read_text()
