@@ -232,11 +232,12 @@ class Classifier:
 
     def _file_outputs(self, path, *, chunk_size: int, progress: bool, scores: bool) -> Outputs:
         parts, elapsed, count = [], 0.0, 0
-        chunks, total = self._file_chunks(path, chunk_size)
-        bar = _progress_bar(total, str(path)) if progress and total > chunk_size else None
-        for chunk in chunks:
+        files = self._data_files()
+        total = files.count(os.fspath(path)) if progress else 0  # counted only for the bar: no second read
+        bar = _progress_bar(total, str(path)) if total > chunk_size else None
+        for chunk in files.read(os.fspath(path), 0, None, chunk_size):  # (n, P) contiguous rows
             start = time.perf_counter()
-            parts.append(self._run(np.ascontiguousarray(chunk.reshape(len(chunk), -1)), scores=scores))
+            parts.append(self._run(chunk, scores=scores))
             elapsed += time.perf_counter() - start
             count += len(chunk)
             if bar is not None:
@@ -249,14 +250,11 @@ class Classifier:
             return Outputs(np.zeros(0, np.int32), np.zeros((0, c), np.int32), np.zeros((0, c), bool))
         return Outputs(*(np.concatenate(field) for field in zip(*parts)))
 
-    def _file_chunks(self, path, chunk_size: int):
-        """(iterator of (n, P) image chunks, total images) of the dataset file this network reads
-        (`bnn.inputs.data_files`: IDX for an LFC, a CIFAR-10 batch for a CNV)."""
+    def _data_files(self):
+        """The dataset files this network reads (`bnn.inputs.data_files`: IDX for an LFC, CIFAR-10 for a CNV)."""
         from .inputs import data_files
 
-        files = data_files(self.params.spec.convolutional)
-        total = files.count(os.fspath(path))
-        return files.read(os.fspath(path), 0, total, chunk_size), total
+        return data_files(self.params.spec.convolutional)
 
     def _timed(self, images: np.ndarray, *, scores: bool) -> Outputs:
         start = time.perf_counter()

@@ -161,8 +161,9 @@ def _load_inputs(clf, paths: tuple[str, ...]):
             arrays.append(clf.decode(group, progress=len(group) > 1000).reshape(len(group), -1))
             names += group
             continue
-        total = files.count(group[0])
-        arrays += list(files.read(group[0], 0, total, max(total, 1)))
+        images = list(files.read(group[0], 0, None, 1 << 30))  # the whole file, read once
+        total = sum(len(part) for part in images)
+        arrays += images
         names += [f"{group[0]}[{i}]" for i in range(total)]
     return names, np.concatenate(arrays) if arrays else np.zeros((0, clf.params.image_bytes), np.uint8)
 

@@ -28,6 +28,7 @@ from .bits import decide
 from .classifier import Classifier, as_images
 from .errors import ImageError, UnknownNameError
 from .params import available_params as _available_params
+from .runtimes import Outputs
 
 __all__ = [
     "NETWORK_CNVW1A1",
@@ -137,7 +138,7 @@ class CnvClassifier(_Original):
         if not self.params.spec.convolutional:
             raise UnknownNameError(f"{network} is not a CNV network: use LfcClassifier")
 
-    def _one(self, images: np.ndarray, where: str):
+    def _one(self, images: np.ndarray, where: str) -> Outputs:
         if len(images) != 1:
             raise ImageError(f"{where}: holds {len(images)} images; this call takes one (see the plural call)")
         out = self._timed(images.reshape(1, -1), scores=True)
@@ -179,9 +180,11 @@ class CnvClassifier(_Original):
         """Scores (C,) int32 of one picture."""
         return self._one(self.preprocess(img)[None], "image").scores[0]
 
-    def _many(self, imgs) -> object:
-        images = np.stack([self.preprocess(img) for img in imgs]) if len(imgs) else np.zeros((0, 32, 32, 3), np.uint8)
-        out = self._timed(images.reshape(len(images), -1), scores=True)
+    def _many(self, imgs) -> Outputs:
+        images = np.zeros((len(imgs), self.params.image_bytes), np.uint8)
+        for row, img in zip(images, imgs):
+            row[:] = self.preprocess(img).reshape(-1)
+        out = self._timed(images, scores=True)
         self._print_timing(len(images))
         return out
 

@@ -33,14 +33,14 @@ __all__ = ["CIFAR", "IDX", "DataFiles", "Source", "data_files", "expand", "runs"
 class DataFiles:
     """How one family's dataset files are recognised, counted and read.
 
-    `read(path, start, stop, chunk)` yields (n, P) uint8 images, n <= chunk;
+    `read(path, start, stop, chunk)` yields (n, P) uint8 images, n <= chunk (stop None: to the end);
     `seekable(path)`: a range is read without reading what comes before it.
     """
 
     what: str
     is_name: Callable[[str], bool]
     count: Callable[[str], int]
-    read: Callable[[str, int, int, int], Iterator[np.ndarray]]
+    read: Callable[[str, int, int | None, int], Iterator[np.ndarray]]
     seekable: Callable[[str], bool]
 
 
