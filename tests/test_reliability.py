@@ -140,15 +140,13 @@ def test_pictures_random_bytes(tmp_path, data):
 )
 def test_native_entry_point_fuzz(rows, cols, dtype, order, kernel, threads):
     params = random_params(np.random.default_rng(rows), "lfcW1A1", (32, 32, 32), 4)
-    net = native._native.Network(
-        [(layer.weights, layer.effective_thresholds()) for layer in params.layers], 1, 4, 784, kernel
-    )
+    net = native._native.Network(native.extension_layers(params), 1, 4, 784, kernel)
     images = np.zeros((rows, cols * (2 if order == "strided" else 1)), dtype=dtype, order="F" if order == "F" else "C")
     if order == "strided":
         images = images[:, ::2]
     ok = dtype is np.uint8 and cols == 784 and (images.flags.c_contiguous)
     try:
-        classes, scores, bits = net.run(images, threads, False, True)
+        classes, scores, bits = net.run(images, threads, "highest_bit", True)
     except (TypeError, ValueError):
         assert not ok
     else:
@@ -169,13 +167,43 @@ def test_native_entry_point_fuzz(rows, cols, dtype, order, kernel, threads):
 def test_native_parameter_geometry_fuzz(mh, mw0, nt, classes, bits):
     layers, mw = [], mw0
     for i, h in enumerate(mh):
-        layers.append((np.ones((max(h, 0), max(mw, 0)), np.uint8), np.zeros((max(h, 0), nt[i]), np.int32)))
+        layers.append(
+            (np.ones((max(h, 0), max(mw, 0)), np.int8), np.zeros((max(h, 0), nt[i]), np.int32), (1, mw, 1, False))
+        )
         mw = h
     try:
         net = native._native.Network(layers, bits, classes, 784)
     except (TypeError, ValueError):
         return
-    out = net.run(np.zeros((3, 784), np.uint8), 2, True, True)
+    out = net.run(np.zeros((3, 784), np.uint8), 2, "argmax", True)
+    assert out[0].shape == (3,)
+
+
+@pytest.mark.skipif(not native.is_available(), reason="native runtime not built")
+@settings(max_examples=100, deadline=None)
+@given(
+    size=st.integers(-1, 9),
+    channels=st.lists(st.integers(-1, 70), min_size=1, max_size=4),
+    kernels=st.lists(st.integers(-1, 10), min_size=4, max_size=4),
+    pools=st.lists(st.booleans(), min_size=4, max_size=4),
+    weight=st.integers(-3, 2),
+    nt=st.integers(0, 3),
+    bits=st.integers(0, 3),
+    pixels=st.integers(-1, 300),
+)
+def test_native_convolution_geometry_fuzz(size, channels, kernels, pools, weight, nt, bits, pixels):
+    # Any geometry of convolutions (chained or not) on 8-bit pixels: a ValueError or a run, never a crash.
+    layers, side = [], size
+    for i, (cin, cout) in enumerate(zip([3, *channels], channels)):
+        k = kernels[i]
+        mh, mw = max(cout, 0), max(k * k * cin, 0)
+        layers.append((np.full((mh, mw), weight, np.int8), np.zeros((mh, nt), np.int32), (side, cin, k, pools[i])))
+        side = (side - k + 1) // (2 if pools[i] else 1)
+    try:
+        net = native._native.Network(layers, bits, 2, pixels, "", [], 16)
+    except (TypeError, ValueError):
+        return
+    out = net.run(np.full((3, pixels), 200, np.uint8), 2, "positive_max", True)
     assert out[0].shape == (3,)
 
 

@@ -7,7 +7,6 @@ import pytest
 from conftest import (
     CIFAR_CORRECT,
     ORIGINAL_SETS,
-    TORCH,
     kernel_param,
     literal_cnv_forward,
     literal_forward,
@@ -17,11 +16,11 @@ from conftest import (
     random_params,
     runtime_ids,
 )
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bnn
-from bnn.errors import ImageError, NativeUnavailableError, UnknownNameError, UnsupportedError
+from bnn.errors import ImageError, NativeUnavailableError, UnknownNameError
 from bnn.params import read_params
 from bnn.runtimes import make_runtime, native
 from bnn.runtimes.reference import ReferenceRuntime
@@ -236,37 +235,47 @@ class TestNativeEntryPoints:
     """The extension itself never crashes: bad arguments are Python exceptions."""
 
     def layers(self, params):
-        return [(layer.weights, layer.effective_thresholds()) for layer in params.layers]
+        return native.extension_layers(params)
 
     def test_wrong_dtype_shape_and_strides(self, original):
         net = native._native.Network(self.layers(original), original.activation_bits, 10, 784)
         good = np.zeros((3, 784), dtype=np.uint8)
         for bad in (good.astype(np.float32), good[:, :783], good.reshape(3, 28, 28), np.zeros((784, 3), np.uint8).T):
             with pytest.raises((TypeError, ValueError)):
-                net.run(bad, 1, False, True)
+                net.run(bad, 1, "highest_bit", True)
         with pytest.raises(TypeError):
-            net.run("images", 1, False, True)
+            net.run("images", 1, "highest_bit", True)
+        with pytest.raises(ValueError, match="unknown decision rule 'best'"):
+            net.run(good, 1, "best", True)
 
     def test_mismatched_parameters(self, original):
         layers = self.layers(original)
         with pytest.raises(ValueError, match="inputs do not match"):
             native._native.Network([layers[0], layers[1], layers[3], layers[3]], original.activation_bits, 10, 784)
         with pytest.raises(ValueError, match="thresholds rows"):
-            native._native.Network([(layers[0][0], layers[0][1][:5])] + layers[1:], original.activation_bits, 10, 784)
+            native._native.Network(
+                [(layers[0][0], layers[0][1][:5], layers[0][2])] + layers[1:], original.activation_bits, 10, 784
+            )
         with pytest.raises(ValueError, match="number of classes"):
             native._native.Network(layers, original.activation_bits, 65, 784)
         with pytest.raises(ValueError, match="fewer inputs than the image"):
             native._native.Network(layers, original.activation_bits, 10, 900)
         with pytest.raises(ValueError, match="cannot run on this CPU or is unknown"):
             native._native.Network(layers, original.activation_bits, 10, 784, "sse9")
-        for bad in ([], [1, 2, 3], [-1], [257]):
+        for bad in ([1, 2, 3], [-1], [257]):
             with pytest.raises(ValueError, match="pixels take one threshold|pixel thresholds must be in 0..256"):
                 native._native.Network(layers, original.activation_bits, 10, 784, "", bad)
+        with pytest.raises(ValueError, match="8-bit pixels go into a convolution over the whole image"):
+            native._native.Network(layers, original.activation_bits, 10, 784, "", [])
         if original.activation_bits == 1:
-            with pytest.raises(ValueError, match=r"or two \(3 levels\) in a W1A2 network"):
+            with pytest.raises(ValueError, match=r"or two \(3 levels\) with 2-bit activations"):
                 native._native.Network(layers, 1, 10, 784, "", [60, 190])
+        with pytest.raises(ValueError, match="weights must be"):
+            native._native.Network(
+                [(layers[0][0] * 0 + 5, *layers[0][1:])] + layers[1:], original.activation_bits, 10, 784
+            )
         with pytest.raises(TypeError):
-            native._native.Network([(layers[0][0].ravel(), layers[0][1])], 1, 10, 784)
+            native._native.Network([(layers[0][0].ravel(), *layers[0][1:])], 1, 10, 784)
 
     @pytest.mark.parametrize("kernel", [kernel_param(k) for k in native.KERNELS])
     def test_threads_give_identical_results(self, original, mnist_test, kernel):
@@ -274,7 +283,7 @@ class TestNativeEntryPoints:
         # workers must really run. 3,333 images make 13 sliced blocks of 256 (6 of 512) and tiles of the rest.
         images = np.ascontiguousarray(mnist_test[0][:3333].reshape(-1, 784))
         net = make_runtime(original, "native", kernel=kernel)._net
-        results = [net.run(images, t, False, True) for t in (1, 2, 3, 8)]
+        results = [net.run(images, t, "highest_bit", True) for t in (1, 2, 3, 8)]
         for classes, scores, bits in results[1:]:
             np.testing.assert_array_equal(classes, results[0][0])
             np.testing.assert_array_equal(scores, results[0][1])
@@ -348,13 +357,59 @@ def test_cnv_reference_golden_counts(cifar_test, network, correct):
     np.testing.assert_array_equal(out.scores[:2], literal[:, :10])  # the original geometry, literally
 
 
-def test_cnv_sets_are_refused_by_the_runtimes_that_cannot_run_them_yet(cifar_test):
-    params = read_params(need(ORIGINAL_SETS / "cifar10" / "cnvW1A1"))
-    with pytest.warns(RuntimeWarning, match=r"no convolution kernels yet \(cnvW1A1\); using the numpy reference"):
-        clf = bnn.Classifier("cnvW1A1", params, "native")
-    assert clf.runtime == "reference"
-    with pytest.raises(NativeUnavailableError, match="no convolution kernels yet"):
-        make_runtime(params, "native", kernel="portable")
-    if TORCH is not None:
-        with pytest.raises(UnsupportedError, match="the torch runtime runs fully connected networks only"):
-            make_runtime(params, "torch")
+_CNV_REFERENCE: dict = {}
+
+
+def _cnv_reference(params, key, images):
+    """The reference's outputs, once per set (about 4 s each for the 932 images)."""
+    if key not in _CNV_REFERENCE:
+        _CNV_REFERENCE[key] = ReferenceRuntime(params).run(images)
+    return _CNV_REFERENCE[key]
+
+
+def run_cnv(params, runtime, images, rule=None):
+    name, kernel = runtime
+    flat = np.ascontiguousarray(images.reshape(len(images), params.image_bytes))
+    return make_runtime(params, name, **options(name, kernel)).run(flat, rule)
+
+
+@pytest.mark.parametrize(("network", "correct"), sorted(CIFAR_CORRECT.items()))
+def test_cnv_original_sets_on_cifar(cifar_test, runtime, network, correct):
+    params = read_params(need(ORIGINAL_SETS / "cifar10" / network))
+    images, labels = cifar_test
+    out = run_cnv(params, runtime, images)
+    assert int((out.classes == labels).sum()) == correct
+    ref = _cnv_reference(params, network, images.reshape(len(images), -1))
+    np.testing.assert_array_equal(out.scores, ref.scores)
+    np.testing.assert_array_equal(out.bits, ref.bits)
+    np.testing.assert_array_equal(out.classes, ref.classes)
+
+
+@pytest.mark.parametrize("network", ["cnvW1A1", "cnvW1A2", "cnvW2A2"])
+# `runtime` is a constant (name, kernel) pair: sharing it across examples is safe.
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.sampled_from([5, 8, 10]),
+    # 64 and 70 channels: a pixel in one whole word, and in two with 58 bits of padding
+    channels=st.lists(st.sampled_from([1, 3, 13, 64, 70]), min_size=2, max_size=3).map(tuple),
+    pool_first=st.booleans(),
+    fc=st.lists(st.sampled_from([8, 17, 65]), max_size=2).map(tuple),
+    n=st.sampled_from([0, 1, 2, 5, 9]),
+    rule=st.sampled_from(["positive_max", "argmax", "highest_bit"]),
+)
+def test_cnv_random_geometries(runtime, network, seed, size, channels, pool_first, fc, n, rule):
+    # Every runtime against the reference on convolutions of any width, pools of 1- or 3-level maps,
+    # 2-bit weights of every value (-2 included), batches around the native tile of 4 images.
+    rng = np.random.default_rng(seed)
+    side = size - 2
+    pools = (pool_first and side % 2 == 0, False)
+    if len(channels) > 2 and side // (2 if pools[0] else 1) < 3:
+        channels = channels[:2]  # a second 3x3 window must fit
+    params = random_cnv_params(rng, network, size, channels, pools[: len(channels) - 1], fc)
+    images = rng.integers(0, 256, (n, params.image_bytes), dtype=np.uint8)
+    out = run_cnv(params, runtime, images, rule)
+    ref = ReferenceRuntime(params).run(images, rule)
+    np.testing.assert_array_equal(out.scores, ref.scores)
+    np.testing.assert_array_equal(out.bits, ref.bits)
+    np.testing.assert_array_equal(out.classes, ref.classes)

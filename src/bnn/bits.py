@@ -93,29 +93,41 @@ def input_values(pixels: np.ndarray, mw: int, thresholds=(PIXEL_THRESHOLD,)) -> 
     return values
 
 
-def cnv_pixel_values(pixels: np.ndarray) -> np.ndarray:
-    """CNV layer 0's inputs: uint8 pixels p -> int16 q with q / 128 = ap_fixed<8,1>(2p/255 - 1), rounded.
+def cnv_pixel_values(pixels):
+    """CNV layer 0's inputs: uint8 pixels p -> int16 q with q / 128 = ap_fixed<8,1>(2p/255 - 1), rounded
+    (numpy arrays or torch tensors).
 
     round(128 (2p/255 - 1)) = round(256p/255) - 128 (never a tie), saturated at 127 (p = 255).
     """
-    p = pixels.astype(np.int32)
-    return np.minimum((512 * p + 255) // 510 - 128, 127).astype(np.int16)
+    if isinstance(pixels, np.ndarray):
+        p = pixels.astype(np.int32)
+        return np.minimum((512 * p + 255) // 510 - 128, 127).astype(np.int16)
+    p = pixels.int()  # a torch tensor
+    return ((512 * p + 255) // 510 - 128).clamp(max=127).short()
 
 
-def windows(x: np.ndarray, kernel: int) -> np.ndarray:
+def windows(x, kernel: int):
     """(N, H, W, C) feature maps -> (N, H-k+1, W-k+1, k*k*C) windows, column (ky*k + kx)*C + ch.
 
-    Stride 1, no padding: the original's sliding-window generator.
+    Stride 1, no padding: the original's sliding-window generator. numpy arrays or torch tensors.
     """
     n, h, w, c = x.shape
-    view = np.lib.stride_tricks.sliding_window_view(x, (kernel, kernel), axis=(1, 2))  # (N, oh, ow, C, ky, kx)
-    return view.transpose(0, 1, 2, 4, 5, 3).reshape(n, h - kernel + 1, w - kernel + 1, kernel * kernel * c)
+    order = (0, 1, 2, 4, 5, 3)  # (N, oh, ow, C, ky, kx) -> (N, oh, ow, ky, kx, C)
+    shape = (n, h - kernel + 1, w - kernel + 1, kernel * kernel * c)
+    if isinstance(x, np.ndarray):
+        return (
+            np.lib.stride_tricks.sliding_window_view(x, (kernel, kernel), axis=(1, 2)).transpose(order).reshape(shape)
+        )
+    return x.unfold(1, kernel, 1).unfold(2, kernel, 1).permute(order).reshape(shape)
 
 
 def max_pool(x: np.ndarray) -> np.ndarray:
-    """2x2, stride 2 max pool of (N, H, W, C) values (H, W even): OR of bits, max of 3-level values."""
+    """2x2, stride 2 max pool of (N, H, W, C) values (H, W even): OR of bits, max of 3-level values.
+
+    numpy arrays or torch tensors."""
     n, h, w, c = x.shape
-    return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+    blocks = x.reshape(n, h // 2, 2, w // 2, 2, c)
+    return blocks.max(axis=(2, 4)) if isinstance(x, np.ndarray) else blocks.amax(dim=(2, 4))
 
 
 def wrap(values: np.ndarray, bits: int) -> np.ndarray:

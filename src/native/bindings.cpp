@@ -17,7 +17,7 @@ namespace nb = nanobind;
 
 namespace {
 
-using Bits2D = nb::ndarray<const std::uint8_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+using Weights2D = nb::ndarray<const std::int8_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 using Thresholds2D = nb::ndarray<const std::int32_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 using Images = nb::ndarray<const std::uint8_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 
@@ -38,22 +38,36 @@ int checked_int(std::size_t v, std::size_t layer, const char* what) {
     return static_cast<int>(v);
 }
 
+// (weights, thresholds, (size, channels, kernel, pool)): bnn::LayerInput's fields.
+using LayerTuple = std::tuple<Weights2D, Thresholds2D, std::tuple<int, int, int, bool>>;
+
+bnn::Rule rule_named(const std::string& name) {
+    if (name == "argmax") return bnn::Rule::argmax;
+    if (name == "positive_max") return bnn::Rule::positive_max;
+    if (name == "highest_bit") return bnn::Rule::highest_bit;
+    throw nb::value_error(("unknown decision rule '" + name + "'").c_str());
+}
+
 class PyNetwork {
 public:
-    PyNetwork(const std::vector<std::tuple<Bits2D, Thresholds2D>>& layers, int activation_bits, int n_classes,
-              int pixels, const std::string& kernel, const std::vector<int>& pixel_thresholds) {
+    PyNetwork(const std::vector<LayerTuple>& layers, int activation_bits, int n_classes, int pixels,
+              const std::string& kernel, const std::vector<int>& pixel_thresholds, int score_bits) {
         std::vector<bnn::LayerInput> inputs;
         for (std::size_t l = 0; l < layers.size(); ++l) {
-            const auto& [w, t] = layers[l];
+            const auto& [w, t, geometry] = layers[l];
             if (t.shape(0) != w.shape(0))
                 throw nb::value_error(("layer " + std::to_string(l) + ": thresholds rows != weight rows").c_str());
+            const auto [size, channels, kernel_size, pool] = geometry;
             inputs.push_back({w.data(), t.data(), checked_int(w.shape(0), l, "rows"),
-                              checked_int(w.shape(1), l, "columns"), checked_int(t.shape(1), l, "thresholds per row")});
+                              checked_int(w.shape(1), l, "columns"), checked_int(t.shape(1), l, "thresholds per row"),
+                              size, channels, kernel_size, pool});
         }
-        net_ = std::make_unique<bnn::Network>(inputs, activation_bits, n_classes, pixels, pixel_thresholds, kernel);
+        net_ = std::make_unique<bnn::Network>(inputs, activation_bits, n_classes, pixels, pixel_thresholds, kernel,
+                                              score_bits);
     }
 
-    nb::tuple run(Images images, int threads, bool argmax, bool want_scores) const {
+    nb::tuple run(Images images, int threads, const std::string& rule_name, bool want_scores) const {
+        const bnn::Rule rule = rule_named(rule_name);
         if (images.shape(1) != static_cast<std::size_t>(net_->pixels()))
             throw nb::value_error(("images have " + std::to_string(images.shape(1)) + " pixels, the network takes " +
                                    std::to_string(net_->pixels())).c_str());
@@ -64,7 +78,7 @@ public:
         bnn::Outputs out{classes.data(), want_scores ? scores.data() : nullptr, want_scores ? bits.data() : nullptr};
         {
             nb::gil_scoped_release release;
-            net_->run(images.data(), n, threads, argmax, out);
+            net_->run(images.data(), n, threads, rule, out);
         }
         return nb::make_tuple(classes, scores, bits);
     }
@@ -84,7 +98,7 @@ std::vector<std::string> kernel_names() {
 }  // namespace
 
 NB_MODULE(_native, m) {
-    m.doc() = "Native bit-packed LFC runtime (see bnn.runtimes.native for the Python API).";
+    m.doc() = "Native bit-packed runtime for LFC and CNV networks (see bnn.runtimes.native for the Python API).";
     // Networks still referenced when the interpreter exits (a classifier in a module global, a
     // fixture, a Dask worker's data) are freed with the process: not a leak worth a warning.
     nb::set_leak_warnings(false);
@@ -99,11 +113,12 @@ NB_MODULE(_native, m) {
         nb::arg("kernel"), nb::arg("seconds") = 0.3,
         "64-bit words per second of the kernel's inner step (xor, popcount, add) run from registers on one core.");
     nb::class_<PyNetwork>(m, "Network")
-        .def(nb::init<const std::vector<std::tuple<Bits2D, Thresholds2D>>&, int, int, int, const std::string&,
-                      const std::vector<int>&>(),
+        .def(nb::init<const std::vector<LayerTuple>&, int, int, int, const std::string&, const std::vector<int>&, int>(),
              nb::arg("layers"), nb::arg("activation_bits"), nb::arg("n_classes"), nb::arg("pixels"),
-             nb::arg("kernel") = "", nb::arg("pixel_thresholds") = std::vector<int>{128})
-        .def("run", &PyNetwork::run, nb::arg("images").noconvert(), nb::arg("threads"), nb::arg("argmax"),
+             nb::arg("kernel") = "", nb::arg("pixel_thresholds") = std::vector<int>{128}, nb::arg("score_bits") = 0,
+             "layers: (int8 weight values (MH, MW), int32 thresholds (MH, NT), (size, channels, kernel, pool)); "
+             "no pixel_thresholds: 8-bit fixed-point pixels into a convolution.")
+        .def("run", &PyNetwork::run, nb::arg("images").noconvert(), nb::arg("threads"), nb::arg("rule"),
              nb::arg("want_scores"), "-> (classes (n,), scores (n, C) or empty, bits (n, C) or empty)")
         .def_prop_ro("kernel", &PyNetwork::kernel);
 }

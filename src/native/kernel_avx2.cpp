@@ -7,6 +7,7 @@
 
 #include "bitslice.h"
 #include "emit.h"
+#include "conv8.h"
 #include "kernels.h"
 #include "probe.h"
 
@@ -176,5 +177,7 @@ void pack_avx2(const std::uint8_t* images, std::size_t n, std::size_t pixels, st
             row[p / 64] |= static_cast<std::uint64_t>(img[p] >= threshold) << (p % 64);
     }
 }
+
+void conv8_avx2(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out) { conv8_any(v, image, out); }
 
 }  // namespace bnn::kernels

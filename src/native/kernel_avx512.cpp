@@ -13,6 +13,7 @@
 #include <immintrin.h>
 
 #include "bitslice.h"
+#include "conv8.h"
 #include "kernels.h"
 #include "probe.h"
 
@@ -191,5 +192,7 @@ void pack_avx512(const std::uint8_t* images, std::size_t n, std::size_t pixels, 
         for (; w < words; ++w) row[w] = 0;
     }
 }
+
+void conv8_avx512(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out) { conv8_any(v, image, out); }
 
 }  // namespace bnn::kernels

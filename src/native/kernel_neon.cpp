@@ -4,6 +4,7 @@
 #include <arm_neon.h>
 
 #include "emit.h"
+#include "conv8.h"
 #include "kernels.h"
 #include "probe.h"
 
@@ -111,5 +112,7 @@ void pack_neon(const std::uint8_t* images, std::size_t n, std::size_t pixels, st
             row[p / 64] |= static_cast<std::uint64_t>(img[p] >= threshold) << (p % 64);
     }
 }
+
+void conv8_neon(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out) { conv8_any(v, image, out); }
 
 }  // namespace bnn::kernels

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "bitslice.h"
+#include "conv8.h"
 #include "kernels.h"
 #include "popcount.h"
 #include "probe.h"
@@ -115,5 +116,7 @@ double probe_portable(double seconds) {
     for (int j = 0; j < 8; ++j) sink = sink + acc[j];
     return rate;
 }
+
+void conv8_portable(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out) { conv8_any(v, image, out); }
 
 }  // namespace bnn::kernels

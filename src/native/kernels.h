@@ -38,6 +38,12 @@
 // block. The same bits and planes as above, transposed; limits are the
 // LayerView's.
 //
+// A convolutional network's layer 0 (conv8.h) takes the image's 8-bit pixels
+// (HWC, the values of src/bnn/bits.py cnv_pixel_values) and writes, per
+// output pixel, its output planes of ceil(mh / 64) words each: the feature map
+// [pixel][plane][words] that the driver's window gather turns into the next
+// layer's rows (a window's pixels one after another, each in whole words).
+//
 // Each ISA lives in its own translation unit compiled with its own flags;
 // these TUs keep everything else in anonymous namespaces so that no inline
 // function compiled for a wider ISA can be picked by the linker for another.
@@ -84,6 +90,23 @@ inline std::size_t sliced_scratch_words(const SlicedView& L, int words) {
            (static_cast<std::size_t>(triples_per_chunk(words)) * 16 + static_cast<std::size_t>(L.mh + 1) * L.count_planes);
 }
 
+// Layer 0 of a convolutional network: k x k windows, stride 1, no padding, over a size x size image
+// of `channels` 8-bit fixed-point pixels; bit q of neuron n where dot > limits[q][n] (integer dot
+// of the pixel values and the weights; the driver turns the hardware's thresholds into these limits).
+constexpr int kConv8Block = 64;  // neurons per block: one output word
+struct Conv8View {
+    const std::int16_t* weights;       // [blocks][columns][64]: one column's weights of a block together
+    const std::int32_t* limits;        // [out_planes][blocks * 64]; padded neurons: never, then always
+    const std::int16_t* pixel_values;  // [256]: a pixel byte's fixed-point value (times 128)
+    int size, channels, kernel;        // the input map and the window
+    int columns;                       // kernel * kernel * channels
+    int blocks;                        // ceil(mh / 64): output words per plane
+    int out_planes;                    // 1 or 2 (m and s, kernels.h)
+    bool wide;                         // int32 sums: the largest |dot| may not fit in int16
+};
+// image: size * size * channels bytes; out: one row of out_planes * blocks words per output pixel.
+using Conv8Fn = void (*)(const Conv8View& layer, const std::uint8_t* image, std::uint64_t* out);
+
 // in: n images of in_planes*K words each; active: n popcount(m) (two planes only).
 // out: n rows of out_planes*out_K words, whose bytes past groups are left
 // alone (caller zeroes them); counts: n rows of groups*8 int32 (last layer).
@@ -101,6 +124,7 @@ using ProbeFn = double (*)(double seconds);
 using SlicedFn = void (*)(const SlicedView& layer, const std::uint64_t* in, std::uint64_t* out,
                           std::uint64_t* scratch);
 
+void conv8_portable(const Conv8View&, const std::uint8_t*, std::uint64_t*);
 void layer_portable(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                     std::int32_t*);
 void pack_portable(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);
@@ -108,6 +132,8 @@ double probe_portable(double seconds);
 void layer_portable_bitslice(const SlicedView&, const std::uint64_t*, std::uint64_t*, std::uint64_t*);
 double probe_portable_bitslice(double seconds);
 #if defined(BNN_HAVE_X86_KERNELS)
+void conv8_avx2(const Conv8View&, const std::uint8_t*, std::uint64_t*);
+void conv8_avx512(const Conv8View&, const std::uint8_t*, std::uint64_t*);
 void layer_avx2(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                 std::int32_t*);
 void pack_avx2(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);
@@ -122,6 +148,7 @@ void pack_avx512(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, st
 double probe_avx512(double seconds);
 #endif
 #if defined(BNN_HAVE_NEON_KERNELS)
+void conv8_neon(const Conv8View&, const std::uint8_t*, std::uint64_t*);
 void layer_neon(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                 std::int32_t*);
 void pack_neon(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);

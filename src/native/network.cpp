@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -16,6 +17,7 @@ namespace {
 // Images per tile: a tile's activations (18 KiB for two planes of 1024
 // bits) stay in L1 while each block of 32 neurons' weights is reused over it.
 constexpr std::size_t kTile = 72;  // a multiple of the AVX-512 kernel's 6-image block
+constexpr std::size_t kConvTile = 4;  // images per work item of a convolutional network (~1 ms)
 constexpr int kMaxThreads = 256;  // far above any core count this runs on; bounds threads and scratch
 constexpr std::size_t kAlignWords = 8;  // 64 bytes
 constexpr std::int32_t kNever = 1 << 28;  // beyond any popcount of any layer
@@ -78,22 +80,23 @@ std::vector<Kernel> available_kernels() {
                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq");
 #endif
     if (avx512) {
-        out.push_back({"avx512", kernels::layer_avx512, kernels::pack_avx512, kernels::probe_avx512});
+        out.push_back({"avx512", kernels::layer_avx512, kernels::pack_avx512, kernels::probe_avx512, kernels::conv8_avx512});
         out.push_back({"avx512-bitslice", kernels::layer_avx512, kernels::pack_avx512,
-                       kernels::probe_avx512_bitslice, kernels::layer_avx512_bitslice, 8});
+                       kernels::probe_avx512_bitslice, kernels::conv8_avx512, kernels::layer_avx512_bitslice, 8});
     }
     if (__builtin_cpu_supports("avx2")) {
         out.push_back({"avx2-bitslice", kernels::layer_avx2, kernels::pack_avx2, kernels::probe_avx2_bitslice,
-                       kernels::layer_avx2_bitslice, 4});
-        out.push_back({"avx2", kernels::layer_avx2, kernels::pack_avx2, kernels::probe_avx2});
+                       kernels::conv8_avx2, kernels::layer_avx2_bitslice, 4});
+        out.push_back({"avx2", kernels::layer_avx2, kernels::pack_avx2, kernels::probe_avx2, kernels::conv8_avx2});
     }
 #endif
 #if defined(BNN_HAVE_NEON_KERNELS)
-    out.push_back({"neon", kernels::layer_neon, kernels::pack_neon, kernels::probe_neon});  // Advanced SIMD: every aarch64 CPU has it
+    out.push_back({"neon", kernels::layer_neon, kernels::pack_neon, kernels::probe_neon, kernels::conv8_neon});  // Advanced SIMD: every aarch64 CPU has it
 #endif
     out.push_back({"portable-bitslice", kernels::layer_portable, kernels::pack_portable,
-                   kernels::probe_portable_bitslice, kernels::layer_portable_bitslice, 8});
-    out.push_back({"portable", kernels::layer_portable, kernels::pack_portable, kernels::probe_portable});
+                   kernels::probe_portable_bitslice, kernels::conv8_portable, kernels::layer_portable_bitslice, 8});
+    out.push_back({"portable", kernels::layer_portable, kernels::pack_portable, kernels::probe_portable,
+                   kernels::conv8_portable});
     return out;
 }
 
@@ -108,49 +111,111 @@ Kernel select_kernel(const std::string& name) {
     throw std::invalid_argument("kernel '" + name + "' cannot run on this CPU or is unknown; available: " + known);
 }
 
+namespace {
+
+// The bit of weight value w in copy r of a layer whose 2-bit weights run as `copies` binary rows:
+// with u, v = +-1, w = (u + v) / 2 covers -1, 0, 1 (copy 0 = u, 1 = v), and w = a + b with a in
+// {-1, 0, 1}, b in {-1, 0} covers -2 (copies 2, 3 are b's u and v). A bit is +1.
+bool copy_bit(int w, int r, int copies) {
+    if (copies == 1) return w > 0;
+    const int a = w >= 1 ? 1 : w == 0 ? 0 : -1, b = w == -2 ? -1 : 0;
+    const int v = r < 2 ? a : b;
+    return r % 2 == 0 ? v >= 0 : v > 0;
+}
+
+void check_layer(bool ok, std::size_t l, const std::string& what) {
+    if (!ok) throw std::invalid_argument("layer " + std::to_string(l) + ": " + what);
+}
+
+}  // namespace
+
 Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int n_classes, int pixels,
-                 const std::vector<int>& pixel_thresholds, const std::string& kernel)
-    : kernel_(select_kernel(kernel)), pixel_thresholds_(pixel_thresholds), n_classes_(n_classes), pixels_(pixels) {
+                 const std::vector<int>& pixel_thresholds, const std::string& kernel, int score_bits)
+    : kernel_(select_kernel(kernel)),
+      pixel_thresholds_(pixel_thresholds),
+      fixed_point_(pixel_thresholds.empty()),
+      n_classes_(n_classes),
+      pixels_(pixels),
+      score_bits_(score_bits) {
     if (layers.empty()) throw std::invalid_argument("a network needs at least one layer");
     if (activation_bits != 1 && activation_bits != 2) throw std::invalid_argument("activation_bits must be 1 or 2");
-    if (pixels < 1 || pixels > layers[0].mw)
-        throw std::invalid_argument("layer 0 has fewer inputs than the image has pixels");
+    if (score_bits != 0 && (score_bits < 2 || score_bits > 31)) throw std::invalid_argument("score_bits must be 0 or 2..31");
     const std::size_t n_pixel_thresholds = pixel_thresholds.size();
-    if (n_pixel_thresholds < 1 || n_pixel_thresholds > 2 || (n_pixel_thresholds == 2 && activation_bits != 2))
-        throw std::invalid_argument("pixels take one threshold, or two (3 levels) in a W1A2 network");
+    if (n_pixel_thresholds > 2 || (n_pixel_thresholds == 2 && activation_bits != 2))
+        throw std::invalid_argument("pixels take one threshold, or two (3 levels) with 2-bit activations");
     for (int t : pixel_thresholds)
         if (t < 0 || t > 256) throw std::invalid_argument("pixel thresholds must be in 0..256");
-    const int K0 = (layers[0].mw + 63) / 64;
+    const LayerInput& first = layers[0];
+    if (fixed_point_) {
+        if (layers.size() < 2) throw std::invalid_argument("a network on 8-bit pixels needs a layer after its first");
+        if (pixels != first.size * first.size * first.channels)
+            throw std::invalid_argument("8-bit pixels go into a convolution over the whole image");
+    } else if (pixels < 1 || pixels > first.mw || first.size != 1) {
+        throw std::invalid_argument("layer 0 has fewer inputs than the image has pixels");
+    }
+    const int K0 = (first.mw + 63) / 64;
     pixel_columns_.assign(K0, 0);
     layer0_columns_.assign(K0, 0);
-    for (int c = 0; c < layers[0].mw; ++c) {
+    for (int c = 0; c < first.mw; ++c) {
         if (c < pixels) pixel_columns_[c / 64] |= std::uint64_t{1} << (c % 64);
         layer0_columns_[c / 64] |= std::uint64_t{1} << (c % 64);
     }
     int in_planes = static_cast<int>(n_pixel_thresholds);
+    int side = first.size;  // of the map the next layer reads
     for (std::size_t l = 0; l < layers.size(); ++l) {
         const LayerInput& in = layers[l];
         const bool last = l + 1 == layers.size();
-        if (in.mh < 1 || in.mw < 1 || in.nt < 1 || in.nt > 2)
-            throw std::invalid_argument("layer " + std::to_string(l) + ": bad geometry");
-        if (l > 0 && in.mw != layers[l - 1].mh)
-            throw std::invalid_argument("layer " + std::to_string(l) + ": inputs do not match the previous layer's outputs");
-        if (last && in.nt != 1) throw std::invalid_argument("the last layer takes one threshold per neuron");
-        if (activation_bits == 1 && in.nt != 1) throw std::invalid_argument("W1A1 layers take one threshold per neuron");
+        check_layer(in.mh >= 1 && in.mw >= 1 && in.nt >= 1 && in.nt <= 2, l, "bad geometry");
+        check_layer(in.size >= 1 && in.kernel >= 1 && in.kernel <= in.size && in.channels >= 1 &&
+                        static_cast<std::int64_t>(in.kernel) * in.kernel * in.channels == in.mw,
+                    l, "its columns are not kernel * kernel * channels");
+        if (l > 0) {
+            check_layer(in.channels == layers[l - 1].mh, l, "inputs do not match the previous layer's outputs");
+            check_layer(in.size == side, l, "its input map is not the previous layer's output map");
+        }
+        const int out_side = in.size - in.kernel + 1;
+        check_layer(!in.pool || out_side % 2 == 0, l, "a 2x2 pool needs an even map");
+        check_layer(!last || out_side == 1, l, "the last layer must give one output per neuron");
+        check_layer(!last || in.nt == 1, l, "the last layer takes one threshold per neuron");
+        check_layer(activation_bits == 2 || in.nt == 1, l, "1-bit activations take one threshold per neuron");
+        bool minus_two = false, two_bit = false;
+        for (std::size_t i = 0; i < static_cast<std::size_t>(in.mh) * in.mw; ++i) {
+            const int w = in.weights[i];
+            check_layer(w >= -2 && w <= 1 && (w == 1 || w == -1 || activation_bits == 2), l,
+                        "weights must be +-1, or -2..1 with 2-bit activations");
+            two_bit |= w != 1 && w != -1;
+            minus_two |= w == -2;
+        }
         Layer L;
-        const int K = (in.mw + 63) / 64;
-        const int groups = round_up((in.mh + kernels::kLanes - 1) / kernels::kLanes, kernels::kGroupBlock);
         L.mw = in.mw;
+        L.size = in.size;
+        L.window = in.kernel;
+        L.pool = in.pool;
+        L.out_side = in.pool ? out_side / 2 : out_side;
+        L.slot = (in.channels + 63) / 64;
+        const bool conv8 = fixed_point_ && l == 0;
+        L.copies = conv8 || !two_bit ? 1 : minus_two ? 4 : 2;
+        check_layer(L.copies == 1 || in_planes == 2, l, "2-bit weights need 3-level inputs");
+        L.half = L.copies > 1 ? 2 : 1;
+        // Rows are the previous map itself when the layer reads one pixel of it, whole, once.
+        L.gather = !conv8 && (in.size > 1 || L.copies > 1);
+        const int K = L.copies * in.kernel * in.kernel * L.slot;
+        const int groups = round_up((in.mh + kernels::kLanes - 1) / kernels::kLanes, kernels::kGroupBlock);
         // One plane of bits: W1A1 acc = popcount(xnor) = mw - pc; W1A2 acc = dot = mw - 2 pc.
-        // Two planes (3-level input): acc = popcount(m) - 2 pc (src/bnn/bits.py).
+        // Two planes (3-level input): acc = (popcount(m) - 2 pc) / half (src/bnn/bits.py).
         L.scale = (activation_bits == 2 && in_planes == 1) ? 2 : 1;
         L.weights.assign(static_cast<std::size_t>(groups) * K * kernels::kLanes);
         std::uint64_t* w = L.weights.data;
-        for (int n = 0; n < in.mh; ++n)
+        // Column c = window position j, channel ch sits at bit j * 64 * slot + ch of each copy's K / copies words.
+        const int copy_words = K / L.copies;
+        for (int n = 0; n < in.mh && !conv8; ++n)
             for (int c = 0; c < in.mw; ++c)
-                if (in.weights[static_cast<std::size_t>(n) * in.mw + c])
-                    w[(static_cast<std::size_t>(n / kernels::kLanes) * K + c / 64) * kernels::kLanes + n % kernels::kLanes] |=
-                        std::uint64_t{1} << (c % 64);
+                for (int r = 0; r < L.copies; ++r) {
+                    if (!copy_bit(in.weights[static_cast<std::size_t>(n) * in.mw + c], r, L.copies)) continue;
+                    const int col = (r * copy_words + c / in.channels * L.slot) * 64 + c % in.channels;
+                    w[(static_cast<std::size_t>(n / kernels::kLanes) * K + col / 64) * kernels::kLanes + n % kernels::kLanes] |=
+                        std::uint64_t{1} << (col % 64);
+                }
         const int out_planes = last ? 0 : in.nt;
         const int neurons = groups * kernels::kLanes;
         // Padded neurons: bit 0 never set, bit 1 always set, so that one plane gives 0 and two
@@ -163,13 +228,35 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
             for (int n = 0; n < in.mh; ++n) {
                 const std::int64_t t = in.thresholds[static_cast<std::size_t>(n) * in.nt + q];
                 // One plane: acc > T <=> scale * pc < mw - T <=> pc <= floor((mw - T - 1) / scale).
-                // Two planes: popcount(m) - 2 pc > T <=> 2 pc + (T + 1) <= popcount(m).
-                const std::int64_t lim = in_planes == 1 ? floor_div(in.mw - t - 1, L.scale) : t + 1;
+                // Two planes: (popcount(m) - 2 pc) / half > T <=> 2 pc + (half T + 1) <= popcount(m)
+                // (popcount(m) - 2 pc is a multiple of half).
+                const std::int64_t lim = in_planes == 1 ? floor_div(in.mw - t - 1, L.scale) : L.half * t + 1;
                 L.limits[static_cast<std::size_t>(q) * neurons + n] =
                     static_cast<std::int32_t>(std::clamp<std::int64_t>(lim, -kNever, kNever));
             }
         L.view = {w, L.limits.data(), K, in_planes, groups, out_planes, (in.mh + 63) / 64};
-        if (kernel_.sliced && !last) {
+        if (conv8) {
+            // 2 dot > T (the sum in 1/256 units, as the hardware's fixed point holds it) <=> dot > floor(T / 2).
+            const int blocks = (in.mh + kernels::kConv8Block - 1) / kernels::kConv8Block, B = kernels::kConv8Block;
+            conv8_weights_.assign(static_cast<std::size_t>(blocks) * in.mw * B, 0);
+            for (int n = 0; n < in.mh; ++n)
+                for (int c = 0; c < in.mw; ++c)
+                    conv8_weights_[(static_cast<std::size_t>(n / B) * in.mw + c) * B + n % B] =
+                        in.weights[static_cast<std::size_t>(n) * in.mw + c];
+            conv8_limits_.assign(static_cast<std::size_t>(in.nt) * blocks * B, std::numeric_limits<std::int32_t>::max());
+            if (in.nt == 2) std::fill(conv8_limits_.begin() + blocks * B, conv8_limits_.end(), std::numeric_limits<std::int32_t>::min());
+            for (int q = 0; q < in.nt; ++q)
+                for (int n = 0; n < in.mh; ++n)
+                    conv8_limits_[static_cast<std::size_t>(q) * blocks * B + n] =
+                        static_cast<std::int32_t>(floor_div(in.thresholds[static_cast<std::size_t>(n) * in.nt + q], 2));
+            pixel_values_.resize(256);
+            for (int p = 0; p < 256; ++p) pixel_values_[p] = static_cast<std::int16_t>(std::min((512 * p + 255) / 510 - 128, 127));
+            // |dot| <= 128 * 2 * mw: int16 sums while that stays below 2^15.
+            conv8_ = {conv8_weights_.data(), conv8_limits_.data(), pixel_values_.data(), in.size, in.channels, in.kernel,
+                      in.mw, blocks, in.nt, 256 * in.mw >= 32768};
+            L.view.out_K = blocks;
+        }
+        if (kernel_.sliced && !last && !fixed_point_) {
             // Each neuron's table entry per input triple: the pattern of its three weights (bitslice.h).
             const int triples = (in.mw + 2) / 3;
             const int per_chunk = kernels::triples_per_chunk(kernel_.slice_words);
@@ -182,7 +269,7 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
                         int pattern = 0;
                         for (int k = 0; k < 3; ++k) {
                             const int j = 3 * (c * per_chunk + t) + k;
-                            if (j < in.mw && in.weights[static_cast<std::size_t>(n) * in.mw + j]) pattern |= 1 << k;
+                            if (j < in.mw && in.weights[static_cast<std::size_t>(n) * in.mw + j] > 0) pattern |= 1 << k;
                         }
                         L.offsets[(static_cast<std::size_t>(c) * in.mh + n) * per_chunk + t] =
                             static_cast<std::uint16_t>((t * 8 + pattern) * entry_bytes);
@@ -193,6 +280,7 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
         layers_.push_back(std::move(L));
         if (last) last_thresholds_.assign(in.thresholds, in.thresholds + in.mh);
         in_planes = in.nt;
+        side = layers_.back().out_side;
     }
     // Layers were moved into the vector: re-point the views at their own storage.
     for (auto& L : layers_) {
@@ -255,21 +343,46 @@ void Network::pack_input(const std::uint8_t* images, std::size_t n, Scratch& scr
         }
 }
 
-void Network::run_layers(std::size_t from, std::size_t n, bool argmax, const Outputs& out, std::size_t first,
+void Network::count_active(const kernels::LayerView& v, const std::uint64_t* in, std::size_t n,
+                           std::int32_t* active) const {
+    // popcount(m) of each row: the number of nonzero activations (two planes only)
+    const std::size_t stride = 2 * static_cast<std::size_t>(v.K);
+    for (std::size_t i = 0; i < n; ++i) {
+        int p = 0;
+        for (int k = 0; k < v.K; ++k) p += popcount64(in[i * stride + k]);
+        active[i] = p;
+    }
+}
+
+void Network::finish(const std::int32_t* pc, int active, Rule rule, const Outputs& out, std::size_t index) const {
+    const Layer& last = layers_.back();
+    const int base = last.view.in_planes == 2 ? active : last.mw;
+    const int scale = last.view.in_planes == 2 ? 2 : last.scale;
+    int best = 0, best_score = 0, highest = 0;
+    for (int c = 0; c < n_classes_; ++c) {
+        int score = (base - scale * pc[c]) / last.half;
+        if (score_bits_) {  // the hardware's accumulator register: two's complement of score_bits bits
+            const std::uint32_t span = std::uint32_t{1} << score_bits_;
+            score = static_cast<int>((static_cast<std::uint32_t>(score) + span / 2) % span) - static_cast<int>(span / 2);
+        }
+        const bool bit = score > last_thresholds_[c];
+        if (c == 0 || score > best_score) best = c, best_score = score;
+        if (bit) highest = c;
+        const std::size_t o = index * n_classes_ + c;
+        if (out.scores) out.scores[o] = score;
+        if (out.bits) out.bits[o] = bit;
+    }
+    out.classes[index] = rule == Rule::argmax ? best : rule == Rule::positive_max ? (best_score > 0 ? best : 0) : highest;
+}
+
+void Network::run_layers(std::size_t from, std::size_t n, Rule rule, const Outputs& out, std::size_t first,
                          Scratch& scratch) const {
     std::uint64_t* in = scratch.a.data();
     std::uint64_t* next = scratch.b.data();
     std::int32_t* active = scratch.active.data();
     for (std::size_t l = from; l < layers_.size(); ++l) {
         const auto& v = layers_[l].view;
-        if (v.in_planes == 2) {  // popcount(m) of each image: the number of nonzero activations
-            const std::size_t stride = 2 * static_cast<std::size_t>(v.K);
-            for (std::size_t i = 0; i < n; ++i) {
-                int p = 0;
-                for (int k = 0; k < v.K; ++k) p += popcount64(in[i * stride + k]);
-                active[i] = p;
-            }
-        }
+        if (v.in_planes == 2) count_active(v, in, n, active);
         if (l + 1 == layers_.size()) {
             kernel_.layer(v, in, active, n, nullptr, scratch.counts.data());
             break;
@@ -278,33 +391,112 @@ void Network::run_layers(std::size_t from, std::size_t n, bool argmax, const Out
         kernel_.layer(v, in, active, n, next, nullptr);
         std::swap(in, next);
     }
-    const Layer& last = layers_.back();
-    const int neurons = last.view.groups * kernels::kLanes;
-    for (std::size_t i = 0; i < n; ++i) {
-        const std::int32_t* pc = scratch.counts.data() + i * neurons;
-        const int base = last.view.in_planes == 2 ? active[i] : last.mw;
-        const int scale = last.view.in_planes == 2 ? 2 : last.scale;
-        int best = 0, best_score = 0, highest = 0;
-        for (int c = 0; c < n_classes_; ++c) {
-            const int score = base - scale * pc[c];
-            const bool bit = score > last_thresholds_[c];
-            if (c == 0 || score > best_score) best = c, best_score = score;
-            if (bit) highest = c;
-            const std::size_t o = (first + i) * n_classes_ + c;
-            if (out.scores) out.scores[o] = score;
-            if (out.bits) out.bits[o] = bit;
+    const int neurons = layers_.back().view.groups * kernels::kLanes;
+    for (std::size_t i = 0; i < n; ++i) finish(scratch.counts.data() + i * neurons, active[i], rule, out, first + i);
+}
+
+void Network::run_tile(const std::uint8_t* images, std::size_t n, Rule rule, const Outputs& out,
+                       std::size_t first, Scratch& scratch) const {
+    pack_input(images, n, scratch);
+    run_layers(0, n, rule, out, first, scratch);
+}
+
+namespace {
+
+// A layer's rows from its input map [pixel][plane][slot words]: for each output pixel and plane,
+// `copies` times the window's pixels in order (ky, kx), each `slot` words.
+void gather_windows(const std::uint64_t* map, int size, int window, int slot, int planes, int copies,
+                    std::uint64_t* rows) {
+    const int side = size - window + 1;
+    const std::size_t pixel = static_cast<std::size_t>(planes) * slot;
+    for (int oy = 0; oy < side; ++oy)
+        for (int ox = 0; ox < side; ++ox)
+            for (int p = 0; p < planes; ++p)
+                for (int r = 0; r < copies; ++r)
+                    for (int ky = 0; ky < window; ++ky) {
+                        const std::uint64_t* from = map + (static_cast<std::size_t>(oy + ky) * size + ox) * pixel + p * slot;
+                        for (int kx = 0; kx < window; ++kx, rows += slot)
+                            std::memcpy(rows, from + kx * pixel, slot * sizeof(std::uint64_t));
+                    }
+}
+
+// 2x2, stride 2 max pool of a map [pixel][plane][words] in place: OR of bits (one plane); the max of
+// 3-level values as planes m (value != 0), s (value == +1): +1 if any is, else 0 if any is, else -1,
+// so s = OR(s) and m = s | AND(m).
+void pool_in_place(std::uint64_t* map, int size, int planes, std::size_t words) {
+    const int half = size / 2;
+    const std::size_t pixel = planes * words;
+    for (int y = 0; y < half; ++y)
+        for (int x = 0; x < half; ++x) {
+            // Output pixel y * half + x is at or before every input it reads and after every one it wrote.
+            const std::uint64_t* a = map + (static_cast<std::size_t>(2 * y) * size + 2 * x) * pixel;
+            const std::uint64_t* b = a + static_cast<std::size_t>(size) * pixel;
+            std::uint64_t* to = map + (static_cast<std::size_t>(y) * half + x) * pixel;
+            for (std::size_t k = 0; k < words; ++k) {
+                if (planes == 1) {
+                    to[k] = a[k] | a[pixel + k] | b[k] | b[pixel + k];
+                    continue;
+                }
+                const std::size_t j = words + k;  // the s plane
+                const std::uint64_t s = a[j] | a[pixel + j] | b[j] | b[pixel + j];
+                to[k] = s | (a[k] & a[pixel + k] & b[k] & b[pixel + k]);
+                to[j] = s;
+            }
         }
-        out.classes[first + i] = argmax ? best : highest;
+}
+
+}  // namespace
+
+std::size_t Network::map_words() const {
+    std::size_t s = static_cast<std::size_t>(conv8_.size - conv8_.kernel + 1) * (conv8_.size - conv8_.kernel + 1) *
+                    conv8_.out_planes * conv8_.blocks;
+    for (const auto& L : layers_) {
+        const std::size_t side = static_cast<std::size_t>(L.size - L.window + 1);
+        s = std::max(s, side * side * std::max(L.view.out_planes, 1) * L.view.out_K);
+    }
+    return s;
+}
+
+std::size_t Network::row_words() const {
+    std::size_t s = 0;
+    for (const auto& L : layers_) {
+        const std::size_t side = static_cast<std::size_t>(L.size - L.window + 1);
+        s = std::max(s, side * side * L.view.in_planes * L.view.K);
+    }
+    return s;
+}
+
+void Network::run_image(const std::uint8_t* image, Rule rule, const Outputs& out, std::size_t index,
+                        Scratch& scratch) const {
+    // Each layer runs over the rows of one image's output pixels (784 for CNV's layer 1): the
+    // same kernels as fully connected layers, a row being a window of bit-packed pixels.
+    std::uint64_t* map = scratch.a.data();
+    std::uint64_t* next = scratch.b.data();
+    kernel_.conv8(conv8_, image, map);
+    if (layers_[0].pool) pool_in_place(map, conv8_.size - conv8_.kernel + 1, conv8_.out_planes, conv8_.blocks);
+    for (std::size_t l = 1; l < layers_.size(); ++l) {
+        const Layer& L = layers_[l];
+        const auto& v = L.view;
+        const std::size_t n = static_cast<std::size_t>(L.size - L.window + 1) * (L.size - L.window + 1);
+        const std::uint64_t* rows = map;
+        if (L.gather) {
+            gather_windows(map, L.size, L.window, L.slot, v.in_planes, L.copies, scratch.rows.data());
+            rows = scratch.rows.data();
+        }
+        if (v.in_planes == 2) count_active(v, rows, n, scratch.active.data());
+        if (l + 1 == layers_.size()) {
+            kernel_.layer(v, rows, scratch.active.data(), 1, nullptr, scratch.counts.data());
+            finish(scratch.counts.data(), scratch.active[0], rule, out, index);
+            return;
+        }
+        std::fill(next, next + n * v.out_planes * v.out_K, 0);
+        kernel_.layer(v, rows, scratch.active.data(), n, next, nullptr);
+        if (L.pool) pool_in_place(next, L.size - L.window + 1, v.out_planes, v.out_K);
+        std::swap(map, next);
     }
 }
 
-void Network::run_tile(const std::uint8_t* images, std::size_t n, bool argmax, const Outputs& out,
-                       std::size_t first, Scratch& scratch) const {
-    pack_input(images, n, scratch);
-    run_layers(0, n, argmax, out, first, scratch);
-}
-
-void Network::run_block(const std::uint8_t* images, bool argmax, const Outputs& out, std::size_t first,
+void Network::run_block(const std::uint8_t* images, Rule rule, const Outputs& out, std::size_t first,
                         Scratch& scratch) const {
     // The hidden layers sliced, the last one (a few neurons, counts wanted per image) on rows.
     const std::size_t n = block_images();
@@ -326,27 +518,29 @@ void Network::run_block(const std::uint8_t* images, bool argmax, const Outputs& 
     }
     const auto& last_view = layers_.back().view;
     transpose_block(in, scratch.a.data(), last_view.in_planes, last_view.K, words, false);
-    run_layers(hidden, n, argmax, out, first, scratch);
+    run_layers(hidden, n, rule, out, first, scratch);
 }
 
-void Network::run(const std::uint8_t* images, std::size_t n, int threads, bool argmax, const Outputs& out) const {
+void Network::run(const std::uint8_t* images, std::size_t n, int threads, Rule rule, const Outputs& out) const {
     if (n == 0) return;
     // Whole blocks go to the sliced layers (when the kernel has them and there is a hidden layer),
-    // the rest in tiles: a small batch never waits for a block.
-    const std::size_t block = kernel_.sliced && layers_.size() > 1 ? block_images() : 0;
+    // the rest in tiles: a small batch never waits for a block. A convolutional network's tiles are
+    // a few images, each run alone through every layer.
+    const std::size_t block = kernel_.sliced && layers_.size() > 1 && !fixed_point_ ? block_images() : 0;
+    const std::size_t tile = fixed_point_ ? kConvTile : kTile;
     const std::size_t blocks = block ? n / block : 0;
     const std::size_t sliced_images = blocks * block, rest = n - sliced_images;
-    const std::size_t tiles = (rest + kTile - 1) / kTile, items = blocks + tiles;
+    const std::size_t tiles = (rest + tile - 1) / tile, items = blocks + tiles;
     // One worker per block or tile at most, and never more than kMaxThreads (each costs a thread and its
     // scratch); the Python layer caps `threads` to the cores the process may use before it gets here.
     const std::size_t asked = static_cast<std::size_t>(std::clamp(threads, 1, kMaxThreads));
     const std::size_t workers = std::min(asked, items);
-    const std::size_t stride = stride_words();
     const std::size_t neurons = static_cast<std::size_t>(layers_.back().view.groups) * kernels::kLanes;
     // Scratch is allocated here, before any thread starts, so that an
     // allocation failure is an exception in the caller, never in a worker.
     // Small batches get small buffers: batch-1 latency should not pay for a whole tile.
-    const std::size_t rows = std::max(std::min(kTile, rest), blocks ? block : 0);
+    const std::size_t rows = fixed_point_ ? 1 : std::max(std::min(kTile, rest), blocks ? block : 0);
+    const std::size_t stride = fixed_point_ ? map_words() : stride_words();
     std::size_t work_words = 0;
     for (const auto& L : layers_)
         if (!L.offsets.empty()) work_words = std::max(work_words, kernels::sliced_scratch_words(L.sliced, kernel_.slice_words));
@@ -355,7 +549,8 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, bool a
         s.a.assign(rows * stride, 0);
         s.b.assign(rows * stride, 0);
         s.counts.assign(rows * neurons, 0);
-        s.active.assign(rows, 0);
+        s.active.assign(fixed_point_ ? row_words() : rows, 0);
+        if (fixed_point_) s.rows.assign(row_words(), 0);
         if (blocks) {
             s.sliced_a.assign(sliced_words());
             s.sliced_b.assign(sliced_words());
@@ -366,11 +561,15 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, bool a
     auto work = [&](Scratch& s) {
         for (std::size_t t; (t = next_item.fetch_add(1)) < items;) {
             if (t < blocks) {
-                run_block(images + t * block * pixels_, argmax, out, t * block, s);
+                run_block(images + t * block * pixels_, rule, out, t * block, s);
                 continue;
             }
-            const std::size_t first = sliced_images + (t - blocks) * kTile, count = std::min(kTile, n - first);
-            run_tile(images + first * pixels_, count, argmax, out, first, s);
+            const std::size_t first = sliced_images + (t - blocks) * tile, count = std::min(tile, n - first);
+            if (!fixed_point_) {
+                run_tile(images + first * pixels_, count, rule, out, first, s);
+                continue;
+            }
+            for (std::size_t i = first; i < first + count; ++i) run_image(images + i * pixels_, rule, out, i, s);
         }
     };
     std::vector<std::thread> pool;

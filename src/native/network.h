@@ -18,6 +18,7 @@ struct Kernel {
     kernels::LayerFn layer;
     kernels::PackFn pack;
     kernels::ProbeFn probe;
+    kernels::Conv8Fn conv8;
     kernels::SlicedFn sliced = nullptr;
     int slice_words = 0;
 };
@@ -28,10 +29,18 @@ std::vector<Kernel> available_kernels();
 Kernel select_kernel(const std::string& name);
 
 struct LayerInput {
-    const std::uint8_t* weights;     // (mh, mw) bits as 0/1 bytes, row-major
+    const std::int8_t* weights;      // (mh, mw) weight values, row-major: +-1, or -2..1 (2-bit weights)
     const std::int32_t* thresholds;  // (mh, nt) effective thresholds
     int mh, mw, nt;
+    // The input: a size x size map of `channels` channels, read through kernel x kernel windows (stride
+    // 1, no padding; column (ky * kernel + kx) * channels + ch), then a 2x2 max pool when `pool`. A
+    // fully connected layer is the one window that covers its map: size = kernel (an LFC's: 1, mw).
+    int size = 1, channels = 0, kernel = 1;
+    bool pool = false;
 };
+
+// How the last layer's scores become a class (src/bnn/bits.py decide).
+enum class Rule { highest_bit, argmax, positive_max };
 
 struct Outputs {
     std::int32_t* classes;  // (n,)
@@ -41,14 +50,15 @@ struct Outputs {
 
 class Network {
 public:
-    // activation_bits: 1 (W1A1) or 2 (W1A2); pixel_thresholds: one (bit p >= t) or two (3 levels,
-    // W1A2 only), each in 0..256 (src/bnn/bits.py).
+    // activation_bits: 1 (W1A1) or 2 (W1A2, W2A2); pixel_thresholds: one (bit p >= t) or two (3 levels,
+    // 2-bit activations only), each in 0..256, or none: 8-bit fixed-point pixels into a convolution
+    // (src/bnn/bits.py). score_bits: the width the last layer's sums wrap to (0: none).
     Network(const std::vector<LayerInput>& layers, int activation_bits, int n_classes, int pixels,
-            const std::vector<int>& pixel_thresholds, const std::string& kernel);
+            const std::vector<int>& pixel_thresholds, const std::string& kernel, int score_bits = 0);
 
     // Classify n images of `pixels` bytes each on up to `threads` threads (clamped to 1..256, and to
-    // one per block of images: a sliced block, or a tile of 72).
-    void run(const std::uint8_t* images, std::size_t n, int threads, bool argmax, const Outputs& out) const;
+    // one per block of images: a sliced block, a tile of 72, or a convolutional network's tile of 4).
+    void run(const std::uint8_t* images, std::size_t n, int threads, Rule rule, const Outputs& out) const;
 
     const char* kernel_name() const { return kernel_.name; }
     int n_classes() const { return n_classes_; }
@@ -66,6 +76,11 @@ private:
         std::vector<std::int32_t> limits;
         kernels::LayerView view{};
         int mw = 0, scale = 1;           // one-plane input: acc = mw - scale * popcount
+        int half = 1;                    // 2 when 2-bit weights run as copies: acc = (...) / 2
+        // The window gather that builds the layer's rows from the previous output map (none: its
+        // rows are that map's rows): input side, window, words per pixel and plane, weight copies.
+        int size = 1, window = 1, slot = 0, copies = 1, out_side = 1;
+        bool pool = false, gather = false;
         std::vector<std::uint16_t> offsets;  // the sliced layer's (hidden layers, sliced kernels only)
         kernels::SlicedView sliced{};
     };
@@ -74,14 +89,21 @@ private:
         std::vector<std::int32_t> counts;  // last layer's popcounts
         std::vector<std::int32_t> active;  // popcount(m) per image, for two-plane inputs
         AlignedWords sliced_a, sliced_b, sliced_work;  // sliced blocks only
+        std::vector<std::uint64_t> rows;   // a convolution's gathered windows, a row per output pixel
     };
-    void run_tile(const std::uint8_t* images, std::size_t n, bool argmax, const Outputs& out, std::size_t first,
+    void run_tile(const std::uint8_t* images, std::size_t n, Rule rule, const Outputs& out, std::size_t first,
                   Scratch& scratch) const;
-    void run_block(const std::uint8_t* images, bool argmax, const Outputs& out, std::size_t first,
+    void run_block(const std::uint8_t* images, Rule rule, const Outputs& out, std::size_t first,
+                   Scratch& scratch) const;
+    void run_image(const std::uint8_t* image, Rule rule, const Outputs& out, std::size_t index,
                    Scratch& scratch) const;
     void pack_input(const std::uint8_t* images, std::size_t n, Scratch& scratch) const;
-    void run_layers(std::size_t from, std::size_t n, bool argmax, const Outputs& out, std::size_t first,
+    void run_layers(std::size_t from, std::size_t n, Rule rule, const Outputs& out, std::size_t first,
                     Scratch& scratch) const;
+    void count_active(const kernels::LayerView& v, const std::uint64_t* in, std::size_t n, std::int32_t* active) const;
+    void finish(const std::int32_t* counts, int active, Rule rule, const Outputs& out, std::size_t index) const;
+    std::size_t map_words() const;
+    std::size_t row_words() const;
     std::size_t stride_words() const;
     std::size_t sliced_words() const;
     std::size_t block_images() const { return 64 * static_cast<std::size_t>(kernel_.slice_words); }
@@ -92,7 +114,12 @@ private:
     std::vector<std::int32_t> last_thresholds_;
     std::vector<int> pixel_thresholds_;
     std::vector<std::uint64_t> pixel_columns_, layer0_columns_;  // K words: bits of columns < pixels, < mw
-    int n_classes_ = 0, pixels_ = 0;
+    // A convolutional network's layer 0 on 8-bit pixels (layers_[0] is then unused by the kernels).
+    bool fixed_point_ = false;
+    std::vector<std::int16_t> conv8_weights_, pixel_values_;
+    std::vector<std::int32_t> conv8_limits_;
+    kernels::Conv8View conv8_{};
+    int n_classes_ = 0, pixels_ = 0, score_bits_ = 0;
 };
 
 }  // namespace bnn

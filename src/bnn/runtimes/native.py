@@ -23,10 +23,18 @@ import os
 import numpy as np
 
 from ..errors import NativeUnavailableError, UnknownNameError
-from ..paramset import PIXELS, ParamSet
+from ..paramset import ParamSet
 from .base import Outputs
 
-__all__ = ["NativeRuntime", "available_kernels", "bound", "default_threads", "is_available", "words_per_image"]
+__all__ = [
+    "NativeRuntime",
+    "available_kernels",
+    "bound",
+    "default_threads",
+    "extension_layers",
+    "is_available",
+    "words_per_image",
+]
 
 KERNELS = ("avx512", "avx512-bitslice", "avx2-bitslice", "avx2", "neon", "portable-bitslice", "portable")
 # Images per call to the extension, about 0.1 s of work each on 2 cores: the
@@ -65,8 +73,31 @@ def available_kernels() -> list[str]:
 
 
 def words_per_image(params: ParamSet) -> int:
-    """64-bit weight words one image meets: the inner steps a kernel makes per image (W1A1 LFC: 47,104)."""
-    return sum(layer.mh * -(-layer.mw // 64) for layer in params.layers)
+    """64-bit weight words one image meets: the inner steps a kernel makes per image (W1A1 LFC: 47,104;
+    a convolution's per output pixel, a window's pixels in whole words each; 2-bit weights twice, as
+    two binary rows; CNV layer 0's 8-bit sums are not counted)."""
+    total = 0
+    for i, (layer, geometry) in enumerate(zip(params.layers, _geometries(params))):
+        size, channels, window, _ = geometry
+        if i == 0 and params.spec.convolutional:
+            continue
+        copies = 2 if layer.weight_bits == 2 else 1
+        total += (size - window + 1) ** 2 * layer.mh * copies * window * window * -(-channels // 64)
+    return total
+
+
+def _geometries(params: ParamSet) -> list[tuple[int, int, int, bool]]:
+    """Each layer's input map and window for the extension: (side, channels, window, pool); a fully
+    connected layer's window is its whole map (an LFC's: side 1, MW channels)."""
+    out, side = [], 1
+    for layer in params.layers:
+        if layer.conv is not None:
+            out.append((layer.conv.size, layer.conv.channels, layer.conv.kernel, layer.conv.pool))
+            side = layer.conv.out_size
+        else:
+            out.append((side, layer.mw // (side * side), side, False))
+            side = 1
+    return out
 
 
 def bound(kernel: str, params: ParamSet, threads: int = 1, *, seconds: float = 1.0) -> float:
@@ -92,8 +123,6 @@ class NativeRuntime:
     def __init__(self, params: ParamSet, *, kernel: str | None = None, threads: int | None = None):
         native = _require()
         params.validate()
-        if params.spec.convolutional:
-            raise NativeUnavailableError(f"the native runtime has no convolution kernels yet ({params.network})")
         if kernel is not None and kernel not in KERNELS:
             raise UnknownNameError(f"unknown kernel {kernel!r}; known kernels: {', '.join(KERNELS)}")
         if kernel is not None and kernel not in native.available_kernels():
@@ -104,21 +133,40 @@ class NativeRuntime:
             raise ValueError(f"threads must be at least 1, got {threads}")
         self.params = params
         self.threads = min(threads or default_threads(), default_threads())
-        layers = [
-            (np.ascontiguousarray(layer.weights, dtype=np.uint8), np.ascontiguousarray(layer.effective_thresholds()))
-            for layer in params.layers
-        ]
+        layers = extension_layers(params)
+        convolutional = params.spec.convolutional
         self._net = native.Network(
-            layers, params.activation_bits, len(params.classes), PIXELS, kernel or "", list(params.pixel_thresholds)
+            layers,
+            params.activation_bits,
+            len(params.classes),
+            params.image_bytes,
+            kernel or "",
+            [] if convolutional else list(params.pixel_thresholds),
+            16 if convolutional else 0,  # CNV: the last layer's ap_int<16> accumulators (bnn.bits.wrap)
         )
         self.kernel = self._net.kernel
         self.chunk = CHUNK[self.kernel]
 
     def run(self, images: np.ndarray, rule: str | None = None, *, scores: bool = True) -> Outputs:
-        """Classes (and, with `scores`, accumulators and bits) of (N, 784) C-contiguous uint8 images."""
+        """Classes (and, with `scores`, accumulators and bits) of (N, 784) or (N, 3072) C-contiguous uint8 images."""
         rule = rule or self.params.decision
-        classes, acc, bits = self._net.run(images, self.threads, rule == "argmax", scores)
+        classes, acc, bits = self._net.run(images, self.threads, rule, scores)
         return Outputs(classes, acc, bits.view(bool))
 
     def close(self) -> None:
         self._net = None
+
+
+def extension_layers(params: ParamSet) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int, int, bool]]]:
+    """The layers as the extension's Network takes them: (weight values, thresholds, geometry)."""
+    return [
+        (np.ascontiguousarray(layer.weight_values()), _thresholds(layer), geometry)
+        for layer, geometry in zip(params.layers, _geometries(params))
+    ]
+
+
+def _thresholds(layer) -> np.ndarray:
+    """A layer's effective thresholds, int32 (MH, NT); a last layer without any (CNV) compares its scores
+    with 0 for its bits (bnn.bits)."""
+    t = layer.effective_thresholds()
+    return np.ascontiguousarray(t if t.shape[1] else np.zeros((layer.mh, 1), np.int32))

@@ -34,8 +34,18 @@ import warnings
 
 import numpy as np
 
-from ..bits import PIXEL_THRESHOLD, accumulators, activate, decide, pixel_values
-from ..errors import MissingExtraError, UnknownNameError, UnsupportedError
+from ..bits import (
+    PIXEL_THRESHOLD,
+    accumulators,
+    activate,
+    cnv_pixel_values,
+    decide,
+    max_pool,
+    pixel_values,
+    windows,
+    wrap,
+)
+from ..errors import MissingExtraError, UnknownNameError
 from ..paramset import PIXELS, ParamSet
 from .base import Outputs
 
@@ -48,6 +58,7 @@ __all__ = ["TorchRuntime", "available_devices", "best_device", "pack_images", "t
 
 # Images per step on the CPU: about 0.1-0.3 s of work, so Ctrl-C is served quickly.
 CPU_CHUNK = 8192
+CPU_CNV_CHUNK = 64  # a CNV image's windows take about 2 MiB per layer
 # At most this many images per step on an accelerator, and at most half its free memory.
 DEVICE_CHUNK = 1 << 21
 
@@ -107,12 +118,8 @@ class TorchRuntime:
         products are slow: CPU _int_mm runs far below float32 BLAS). `packed`: upload bits, not bytes."""
         _require_torch()
         params.validate()
-        if params.spec.convolutional:
-            raise UnsupportedError(
-                f"the torch runtime runs fully connected networks only, not {params.network} (yet): "
-                "use runtime='reference' or 'native'"
-            )
         self.params = params
+        self.convolutional = params.spec.convolutional
         try:
             self.device = torch.device(device or best_device())
             torch.empty(0, device=self.device)  # fails here, clearly, for a device this torch lacks
@@ -123,11 +130,15 @@ class TorchRuntime:
         self.integer = matmul == "int8" if matmul else self.device.type == "cuda"
         self._int8_checked = False  # the first int8 product is compared with float32 (see _product)
         self.kernel = f"{self.device}/{'int8' if self.integer else 'fp32'}"
-        one_bit = len(params.pixel_thresholds) == 1
+        one_bit = len(params.pixel_thresholds) == 1 and not self.convolutional
         if packed and not one_bit:
-            raise ValueError("packed upload sends one bit per pixel; this set quantizes pixels to 3 levels")
+            raise ValueError(
+                "packed upload sends one bit per pixel; this set takes "
+                + ("8-bit pixels" if self.convolutional else "pixels quantized to 3 levels")
+            )
         self.packed = packed if packed is not None else self.device.type != "cpu" and one_bit
-        self.chunk = CPU_CHUNK if self.device.type == "cpu" else self._device_chunk()
+        cpu_chunk = CPU_CNV_CHUNK if self.convolutional else CPU_CHUNK
+        self.chunk = cpu_chunk if self.device.type == "cpu" else self._device_chunk()
         self._bits = params.activation_bits
         self._layers = [self._prepare(i, layer) for i, layer in enumerate(params.layers)]
 
@@ -135,9 +146,9 @@ class TorchRuntime:
 
     def _prepare(self, index: int, layer) -> dict:
         """One layer on the device: weights (K, N) for x @ W, thresholds, the padding's fixed sum."""
-        signs = layer.weights.astype(np.int32) * 2 - 1  # (MH, MW) +-1
+        signs = layer.weight_values().astype(np.int32)  # (MH, MW) +-1, or 2-bit values
         offset = np.zeros(layer.mh, dtype=np.int32)
-        if index == 0:  # the padding columns see input -1: a constant per neuron
+        if index == 0 and not self.convolutional:  # the padding columns see input -1: a constant per neuron
             offset = -signs[:, PIXELS:].sum(axis=1).astype(np.int32)
             signs = signs[:, :PIXELS]
         n, k = signs.shape
@@ -147,6 +158,7 @@ class TorchRuntime:
             "mw": layer.mw,
             "offset": torch.from_numpy(offset).to(self.device),
             "thresholds": torch.from_numpy(layer.effective_thresholds()).to(self.device),
+            "conv": layer.conv,
         }
         if self.integer:  # _int_mm wants K and N multiples of 8: zero weights add nothing
             # Kept (N, K) row-major and passed transposed: cuBLAS' int8 GEMM wants B column-major (a
@@ -159,8 +171,12 @@ class TorchRuntime:
     def _device_chunk(self) -> int:
         if self.device.type == "cuda":
             # Device bytes one image needs in flight: its pixels (and their +-1 values), then per layer
-            # int32 sums, float32/int8 values and comparison masks, about 9 bytes per neuron.
-            per_image = PIXELS * 5 + 9 * sum(layer.mh for layer in self.params.layers)
+            # and output pixel its windows (int8 and a float32 copy) and int32 sums, float32/int8 values
+            # and comparison masks, about 9 bytes per neuron.
+            per_image = self.params.image_bytes * 5
+            for layer in self.params.layers:
+                pixels = (layer.conv.size - layer.conv.kernel + 1) ** 2 if layer.conv else 1
+                per_image += pixels * (5 * layer.mw + 9 * layer.mh)
             free, _ = torch.cuda.mem_get_info(self.device)
             return int(max(1024, min(DEVICE_CHUNK, free // 2 // per_image)))
         return 1 << 16
@@ -198,7 +214,10 @@ class TorchRuntime:
         return self._float_product(x, layer)
 
     def forward_tensor(self, pixels):
-        """Last-layer (N, C) int32 scores and bool bits for (N, 784) uint8 pixels already on the device."""
+        """Last-layer (N, C) int32 scores and bool bits for (N, 784) or (N, 3072) uint8 pixels already on
+        the device."""
+        if self.convolutional:
+            return self._forward_cnv(pixels)
         if max(self.params.pixel_thresholds) > 255:  # torch would wrap 256 to 0 in a uint8 comparison
             pixels = pixels.to(torch.int16)
         x = pixel_values(pixels, self.params.pixel_thresholds).to(torch.int8)
@@ -209,6 +228,27 @@ class TorchRuntime:
             x = values.to(torch.int8)
         c = len(self.params.classes)
         return acc[:, :c], bits[:, :c]
+
+    def _forward_cnv(self, pixels):
+        # The reference's steps (bnn.runtimes.reference), each layer one product over every window.
+        n, c = pixels.shape[0], len(self.params.classes)
+        x = cnv_pixel_values(pixels).reshape(n, *self.params.image_shape).to(torch.int8)
+        for i, layer in enumerate(self._layers):
+            conv = layer["conv"]
+            if conv is not None:
+                rows = windows(x, conv.kernel)  # (N, oh, ow, k*k*C)
+                dot = self._product(rows.reshape(-1, rows.shape[-1]), layer).reshape(*rows.shape[:3], layer["n"])
+            else:
+                dot = self._product(x.reshape(n, layer["mw"]), layer)
+            # Layer 0 sums 8-bit fixed-point pixels: its accumulator holds 2 dot (1/256 units).
+            acc = 2 * dot if i == 0 else accumulators(dot, layer["mw"], self._bits)
+            if i == len(self._layers) - 1:
+                acc = wrap(acc, 16).to(torch.int32)  # no activation: the 16-bit accumulators are the scores
+                return acc[:, :c], acc[:, :c] > 0
+            values, _ = activate(acc, layer["thresholds"])
+            if conv is not None and conv.pool:
+                values = max_pool(values)
+            x = values.to(torch.int8)
 
     def _upload(self, images: np.ndarray):
         """Host (N, 784) uint8 -> device (N, 784) uint8 pixels (0 or 255 when sent packed)."""
@@ -222,10 +262,12 @@ class TorchRuntime:
         return bits.reshape(len(images), packed.shape[1] * 8)[:, :PIXELS] * 255
 
     def run_tensor(self, pixels, rule: str | None = None, *, scores: bool = True) -> Outputs:
-        """`Outputs` as torch tensors on the device for (N, 784) or (N, 28, 28) uint8 pixels (tensor or array)."""
+        """`Outputs` as torch tensors on the device for (N, 784) or (N, 28, 28) uint8 pixels, or CNV's (N, 3072)
+        or (N, 32, 32, 3) (tensor or array)."""
+        size = self.params.image_bytes
         if not isinstance(pixels, torch.Tensor):
-            pixels = self._upload(np.ascontiguousarray(pixels).reshape(len(pixels), PIXELS))
-        pixels = pixels.to(self.device).reshape(pixels.shape[0], PIXELS)  # no copy when already there
+            pixels = self._upload(np.ascontiguousarray(pixels).reshape(len(pixels), size))
+        pixels = pixels.to(self.device).reshape(pixels.shape[0], size)  # no copy when already there
         rule = rule or self.params.decision
         parts = []
         with torch.inference_mode():
@@ -236,7 +278,7 @@ class TorchRuntime:
         return Outputs(classes, acc, bits)
 
     def run(self, images: np.ndarray, rule: str | None = None, *, scores: bool = True) -> Outputs:
-        """Classes, accumulators and bits for (N, 784) uint8 images, as numpy arrays."""
+        """Classes, accumulators and bits for (N, 784) or (N, 3072) uint8 images, as numpy arrays."""
         return Outputs(*(t.cpu().numpy() for t in self.run_tensor(images, rule)))
 
     def synchronize(self) -> None:
