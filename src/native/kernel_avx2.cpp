@@ -178,6 +178,8 @@ void pack_avx2(const std::uint8_t* images, std::size_t n, std::size_t pixels, st
     }
 }
 
-void conv8_avx2(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out) { conv8_any(v, image, out); }
+void conv8_avx2(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out, std::int32_t* scratch) {
+    conv8_any(v, image, out, scratch);
+}
 
 }  // namespace bnn::kernels

@@ -113,6 +113,8 @@ void pack_neon(const std::uint8_t* images, std::size_t n, std::size_t pixels, st
     }
 }
 
-void conv8_neon(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out) { conv8_any(v, image, out); }
+void conv8_neon(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out, std::int32_t* scratch) {
+    conv8_any(v, image, out, scratch);
+}
 
 }  // namespace bnn::kernels

@@ -117,6 +117,8 @@ double probe_portable(double seconds) {
     return rate;
 }
 
-void conv8_portable(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out) { conv8_any(v, image, out); }
+void conv8_portable(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out, std::int32_t* scratch) {
+    conv8_any(v, image, out, scratch);
+}
 
 }  // namespace bnn::kernels

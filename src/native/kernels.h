@@ -97,6 +97,7 @@ constexpr int kConv8Block = 64;  // neurons per block: one output word
 struct Conv8View {
     const std::int16_t* weights;       // [blocks][columns][64]: one column's weights of a block together
     const std::int32_t* limits;        // [out_planes][blocks * 64]; padded neurons: never, then always
+    const std::int16_t* limits16;      // the same, clamped to int16 (sums in int16: not `wide`)
     const std::int16_t* pixel_values;  // [256]: a pixel byte's fixed-point value (times 128)
     int size, channels, kernel;        // the input map and the window
     int columns;                       // kernel * kernel * channels
@@ -104,8 +105,13 @@ struct Conv8View {
     int out_planes;                    // 1 or 2 (m and s, kernels.h)
     bool wide;                         // int32 sums: the largest |dot| may not fit in int16
 };
-// image: size * size * channels bytes; out: one row of out_planes * blocks words per output pixel.
-using Conv8Fn = void (*)(const Conv8View& layer, const std::uint8_t* image, std::uint64_t* out);
+// image: size * size * channels bytes; out: one row of out_planes * blocks words per output pixel;
+// scratch: conv8_scratch_words(layer) int32s.
+using Conv8Fn = void (*)(const Conv8View& layer, const std::uint8_t* image, std::uint64_t* out,
+                         std::int32_t* scratch);
+inline std::size_t conv8_scratch_words(const Conv8View& v) {
+    return static_cast<std::size_t>(v.size) * v.size * v.channels + static_cast<std::size_t>(v.columns);
+}
 
 // in: n images of in_planes*K words each; active: n popcount(m) (two planes only).
 // out: n rows of out_planes*out_K words, whose bytes past groups are left
@@ -124,7 +130,7 @@ using ProbeFn = double (*)(double seconds);
 using SlicedFn = void (*)(const SlicedView& layer, const std::uint64_t* in, std::uint64_t* out,
                           std::uint64_t* scratch);
 
-void conv8_portable(const Conv8View&, const std::uint8_t*, std::uint64_t*);
+void conv8_portable(const Conv8View&, const std::uint8_t*, std::uint64_t*, std::int32_t*);
 void layer_portable(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                     std::int32_t*);
 void pack_portable(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);
@@ -132,8 +138,8 @@ double probe_portable(double seconds);
 void layer_portable_bitslice(const SlicedView&, const std::uint64_t*, std::uint64_t*, std::uint64_t*);
 double probe_portable_bitslice(double seconds);
 #if defined(BNN_HAVE_X86_KERNELS)
-void conv8_avx2(const Conv8View&, const std::uint8_t*, std::uint64_t*);
-void conv8_avx512(const Conv8View&, const std::uint8_t*, std::uint64_t*);
+void conv8_avx2(const Conv8View&, const std::uint8_t*, std::uint64_t*, std::int32_t*);
+void conv8_avx512(const Conv8View&, const std::uint8_t*, std::uint64_t*, std::int32_t*);
 void layer_avx2(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                 std::int32_t*);
 void pack_avx2(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);
@@ -148,7 +154,7 @@ void pack_avx512(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, st
 double probe_avx512(double seconds);
 #endif
 #if defined(BNN_HAVE_NEON_KERNELS)
-void conv8_neon(const Conv8View&, const std::uint8_t*, std::uint64_t*);
+void conv8_neon(const Conv8View&, const std::uint8_t*, std::uint64_t*, std::int32_t*);
 void layer_neon(const LayerView&, const std::uint64_t*, const std::int32_t*, std::size_t, std::uint64_t*,
                 std::int32_t*);
 void pack_neon(const std::uint8_t*, std::size_t, std::size_t, std::uint8_t, std::uint64_t*, std::size_t);

@@ -17,6 +17,7 @@ namespace {
 // Images per tile: a tile's activations (18 KiB for two planes of 1024
 // bits) stay in L1 while each block of 32 neurons' weights is reused over it.
 constexpr std::size_t kTile = 72;  // a multiple of the AVX-512 kernel's 6-image block
+constexpr std::size_t kConvRows = 64;
 constexpr std::size_t kConvTile = 4;  // images per work item of a convolutional network (~1 ms)
 constexpr int kMaxThreads = 256;  // far above any core count this runs on; bounds threads and scratch
 constexpr std::size_t kAlignWords = 8;  // 64 bytes
@@ -249,10 +250,13 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
                 for (int n = 0; n < in.mh; ++n)
                     conv8_limits_[static_cast<std::size_t>(q) * blocks * B + n] =
                         static_cast<std::int32_t>(floor_div(in.thresholds[static_cast<std::size_t>(n) * in.nt + q], 2));
+            conv8_limits16_.resize(conv8_limits_.size());
+            for (std::size_t i = 0; i < conv8_limits_.size(); ++i)  // |dot| < 2^15 - 1 when int16 sums are used
+                conv8_limits16_[i] = static_cast<std::int16_t>(std::clamp<std::int32_t>(conv8_limits_[i], -32768, 32767));
             pixel_values_.resize(256);
             for (int p = 0; p < 256; ++p) pixel_values_[p] = static_cast<std::int16_t>(std::min((512 * p + 255) / 510 - 128, 127));
             // |dot| <= 128 * 2 * mw: int16 sums while that stays below 2^15.
-            conv8_ = {conv8_weights_.data(), conv8_limits_.data(), pixel_values_.data(), in.size, in.channels, in.kernel,
+            conv8_ = {conv8_weights_.data(), conv8_limits_.data(), conv8_limits16_.data(), pixel_values_.data(), in.size, in.channels, in.kernel,
                       in.mw, blocks, in.nt, 256 * in.mw >= 32768};
             L.view.out_K = blocks;
         }
@@ -415,8 +419,8 @@ void gather_windows(const std::uint64_t* map, int size, int window, int slot, in
                 for (int r = 0; r < copies; ++r)
                     for (int ky = 0; ky < window; ++ky) {
                         const std::uint64_t* from = map + (static_cast<std::size_t>(oy + ky) * size + ox) * pixel + p * slot;
-                        for (int kx = 0; kx < window; ++kx, rows += slot)
-                            std::memcpy(rows, from + kx * pixel, slot * sizeof(std::uint64_t));
+                        for (int kx = 0; kx < window; ++kx)
+                            for (int k = 0; k < slot; ++k) *rows++ = from[kx * pixel + k];  // a word or two: no memcpy call
                     }
 }
 
@@ -472,7 +476,7 @@ void Network::run_image(const std::uint8_t* image, Rule rule, const Outputs& out
     // same kernels as fully connected layers, a row being a window of bit-packed pixels.
     std::uint64_t* map = scratch.a.data();
     std::uint64_t* next = scratch.b.data();
-    kernel_.conv8(conv8_, image, map);
+    kernel_.conv8(conv8_, image, map, scratch.conv8.data());
     if (layers_[0].pool) pool_in_place(map, conv8_.size - conv8_.kernel + 1, conv8_.out_planes, conv8_.blocks);
     for (std::size_t l = 1; l < layers_.size(); ++l) {
         const Layer& L = layers_[l];
@@ -490,7 +494,12 @@ void Network::run_image(const std::uint8_t* image, Rule rule, const Outputs& out
             return;
         }
         std::fill(next, next + n * v.out_planes * v.out_K, 0);
-        kernel_.layer(v, rows, scratch.active.data(), n, next, nullptr);
+        // In runs of kConvRows rows: their words (4.5 KiB for CNV's layer 1) stay in L1 while every
+        // group of neurons reads them, as the layer's weights do.
+        const std::size_t in_stride = static_cast<std::size_t>(v.in_planes) * v.K, out_stride = static_cast<std::size_t>(v.out_planes) * v.out_K;
+        for (std::size_t r = 0; r < n; r += kConvRows)
+            kernel_.layer(v, rows + r * in_stride, scratch.active.data() + r, std::min(kConvRows, n - r),
+                          next + r * out_stride, nullptr);
         if (L.pool) pool_in_place(next, L.size - L.window + 1, v.out_planes, v.out_K);
         std::swap(map, next);
     }
@@ -550,7 +559,7 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, Rule r
         s.b.assign(rows * stride, 0);
         s.counts.assign(rows * neurons, 0);
         s.active.assign(fixed_point_ ? row_words() : rows, 0);
-        if (fixed_point_) s.rows.assign(row_words(), 0);
+        if (fixed_point_) s.rows.assign(row_words(), 0), s.conv8.assign(kernels::conv8_scratch_words(conv8_), 0);
         if (blocks) {
             s.sliced_a.assign(sliced_words());
             s.sliced_b.assign(sliced_words());

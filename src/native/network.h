@@ -90,6 +90,7 @@ private:
         std::vector<std::int32_t> active;  // popcount(m) per image, for two-plane inputs
         AlignedWords sliced_a, sliced_b, sliced_work;  // sliced blocks only
         std::vector<std::uint64_t> rows;   // a convolution's gathered windows, a row per output pixel
+        std::vector<std::int32_t> conv8;   // layer 0's pixel values and window (8-bit pixels only)
     };
     void run_tile(const std::uint8_t* images, std::size_t n, Rule rule, const Outputs& out, std::size_t first,
                   Scratch& scratch) const;
@@ -116,7 +117,7 @@ private:
     std::vector<std::uint64_t> pixel_columns_, layer0_columns_;  // K words: bits of columns < pixels, < mw
     // A convolutional network's layer 0 on 8-bit pixels (layers_[0] is then unused by the kernels).
     bool fixed_point_ = false;
-    std::vector<std::int16_t> conv8_weights_, pixel_values_;
+    std::vector<std::int16_t> conv8_weights_, conv8_limits16_, pixel_values_;
     std::vector<std::int32_t> conv8_limits_;
     kernels::Conv8View conv8_{};
     int n_classes_ = 0, pixels_ = 0, score_bits_ = 0;
