@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MNIST, need
+from conftest import CIFAR, MNIST, need
 
 import bnn
 from bnn.datasets import MNIST_FILES
@@ -143,10 +143,10 @@ def test_bench_does_not_overwrite_a_file_unasked(tmp_path):
 
 def test_bench_quick_reports_every_runtime(original_dir, tmp_path):
     report = tmp_path / "BENCH.md"
-    run("bench", "--quick", "--data", MNIST, "--params-dir", original_dir, "--output", report)
+    run("bench", "--quick", "--data", MNIST, "--params-dir", original_dir, "--cifar", need(CIFAR), "--output", report)
     text = report.read_text()
     kernels = ["numpy", *bnn.runtimes.native.available_kernels()]
-    for network in ("lfcW1A1", "lfcW1A2"):
+    for network in ("lfcW1A1", "lfcW1A2", "cnvW1A1", "cnvW1A2", "cnvW2A2"):
         rows = [
             line for line in text.splitlines() if line.startswith((f"| {network} | reference", f"| {network} | native"))
         ]
@@ -156,6 +156,8 @@ def test_bench_quick_reports_every_runtime(original_dir, tmp_path):
         assert natives and all(row.split("|")[11].strip().endswith("%") for row in natives)  # beside its bound
         for row in natives:  # a bit-sliced kernel also beside its ISA's popcount (lookup) bound
             assert row.split("|")[12].strip().endswith("%") == ("-" in row.split("|")[3])
+        assert f"- {network}: " in text  # its batch-1 latency
+    assert "CNV rows: the 932 CIFAR-10 images of test_batch_first932.bin" in text
 
 
 def test_download_then_demo_from_the_cache(tmp_path):

@@ -1,8 +1,9 @@
 """Benchmark of every runtime side by side, written as a Markdown report (BENCHMARKS.md).
 
 Rows: the numpy reference, each native kernel at 1 thread and at all
-threads (batch 10,000 from a uint8 array in memory), batch-1 latency from
-Python, and any `baselines` the caller passes (benchmarks/bench_runtimes.py
+threads (batch 10,000 from a uint8 array in memory; the CNV networks on the
+CIFAR-10 test images given, when given), the torch runtime, batch-1 latency
+from Python, and any `baselines` the caller passes (benchmarks/bench_runtimes.py
 adds PyTorch and onnxruntime running the same network as float32 matrix
 products; they are not part of the installed package). Every figure is the median of several
 runs made in this one process; every row's classes are checked against the
@@ -24,10 +25,10 @@ import numpy as np
 
 from .classifier import Classifier
 from .datasets import mnist_file
-from .formats import idx
+from .formats import cifar, idx
 from .info import cpu_name
 from .original import ORIGINAL, fpga_rate
-from .params import LFC_NETWORKS, find_params, read_params
+from .params import CNV_NETWORKS, LFC_NETWORKS, find_params, read_params
 from .runtimes import native
 from .runtimes.reference import ReferenceRuntime
 from .runtimes.torch import available_devices, torch_threads
@@ -114,69 +115,95 @@ def run_benchmarks(
     *,
     data_dir: str | None = None,
     params_dir: str | None = None,
+    cifar_batch: str | os.PathLike | None = None,
     baselines: dict | None = None,
     quick: bool = False,
     big_file: bool = False,
     log=print,
-) -> str:
+) -> BenchResult:
     """Run the benchmarks; the result holds the measurements and the Markdown report.
 
     data_dir: the MNIST folder (None: `bnn.datasets.mnist_file`'s search).
     params_dir: a folder holding lfcW1A1/ and lfcW1A2/ (None: the shipped mnist sets).
+    cifar_batch: a CIFAR-10 batch file for the CNV networks' rows (the shipped cifar10 sets); None:
+        no CNV rows.
     baselines: name -> factory(params, threads) returning a function from
-        (N, 784) uint8 images to classes by argmax, or None when it cannot run here.
+        (N, 784) uint8 images to classes by argmax, or None when it cannot run here (LFC rows only).
     """
     images = idx.read_images(mnist_file("t10k-images-idx3-ubyte", data_dir))
-    flat = np.ascontiguousarray(images.reshape(len(images), 784))
-    n = len(flat)
     runs = 3 if quick else 5
     threads = native.default_threads()
     rows, latency, bounds = [], {}, {}
     for network in LFC_NETWORKS:
         folder = Path(params_dir) / network if params_dir else find_params(network, "mnist")
-        params = read_params(folder, network)
-        reference = ReferenceRuntime(params)
-        expected = reference.run(flat).classes
-        # The float baselines decide by argmax of the last layer's accumulators.
-        expected_argmax = reference.run(flat, "argmax").classes
-
-        rows.append(
-            _row(network, "reference", "numpy", "BLAS", lambda x, r=reference: r.run(x).classes, flat, expected, 3, log)
-        )
-        for kernel in native.available_kernels():
-            for t in sorted({1, threads}):
-                clf = Classifier(network, params, "native", kernel=kernel, threads=t)
-                count = n if not kernel.startswith("portable") or not quick else 2000
-                rows.append(_row(network, "native", kernel, t, clf.predict, flat[:count], expected, runs, log))
-                bounds[(network, kernel, t)] = native.bound(kernel, params, t, seconds=0.3 if quick else 1.0)
-                log(f"{network:8} {kernel:13} bound of its approach: {bounds[(network, kernel, t)]:12,.0f} images/s")
-        for device in available_devices():
-            clf = Classifier(network, params, "torch", device=device)
-            t = torch_threads() if device == "cpu" else "-"
-            rows.append(_row(network, "torch", clf.kernel, t, clf.predict, flat, expected, runs, log))
-        if native.is_available():
-            clf = Classifier(network, params, "native")
-            one = flat[:1]
-            calls = 2000 if quick else 20000
-            times = []
-            for _ in range(calls):
-                start = time.perf_counter()
-                clf.predict(one)
-                times.append(time.perf_counter() - start)
-            latency[network] = (statistics.median(times) * 1e6, clf.kernel)
-            log(f"{network:8} batch-1 latency: {latency[network][0]:.2f} us ({clf.kernel})")
-        for name, factory in (baselines or {}).items():
-            run = factory(params, threads)
-            if run is not None:
-                rows.append(_row(network, name, "fp32", threads, run, flat, expected_argmax, runs, log))
+        flat = np.ascontiguousarray(images.reshape(len(images), 784))
+        _network_rows(read_params(folder, network), flat, runs, quick, baselines, log, rows, bounds, latency)
+    cnv_images = 0
+    if cifar_batch is not None:
+        batch = cifar.read_batch(cifar_batch)[0]
+        cnv_images = len(batch)
+        flat = np.ascontiguousarray(batch.reshape(cnv_images, -1))
+        for network in CNV_NETWORKS:
+            _network_rows(
+                read_params(find_params(network, "cifar10"), network),
+                flat,
+                runs,
+                quick,
+                None,
+                log,
+                rows,
+                bounds,
+                latency,
+            )
     memory = ""
     if big_file and native.is_available():
         params = read_params(Path(params_dir) / "lfcW1A1" if params_dir else find_params("lfcW1A1", "mnist"))
         memory = _big_file_memory(Classifier("lfcW1A1", params), images, log)
-    return BenchResult(rows, latency, _report(rows, latency, bounds, threads, runs, params_dir, memory))
+    report = _report(rows, latency, bounds, threads, runs, params_dir, memory, cifar_batch, cnv_images)
+    return BenchResult(rows, latency, report)
 
 
-def _report(rows, latency, bounds, threads, runs, params_dir, memory: str) -> str:
+def _network_rows(params, flat, runs, quick, baselines, log, rows, bounds, latency) -> None:
+    """One network's rows (appended to `rows`), its kernels' bounds and its batch-1 latency."""
+    if quick and params.spec.convolutional:
+        flat = flat[:128]  # the reference runs a CNV image in ~4 ms, the portable kernels in ~1 ms
+    network, n, threads = params.network, len(flat), native.default_threads()
+    reference = ReferenceRuntime(params)
+    expected = reference.run(flat).classes
+    rows.append(
+        _row(network, "reference", "numpy", "BLAS", lambda x, r=reference: r.run(x).classes, flat, expected, 3, log)
+    )
+    for kernel in native.available_kernels():
+        for t in sorted({1, threads}):
+            clf = Classifier(network, params, "native", kernel=kernel, threads=t)
+            count = n if not kernel.startswith("portable") or not quick else min(n, 2000)
+            rows.append(_row(network, "native", kernel, t, clf.predict, flat[:count], expected, runs, log))
+            bounds[(network, kernel, t)] = native.bound(kernel, params, t, seconds=0.3 if quick else 1.0)
+            log(f"{network:8} {kernel:13} bound of its approach: {bounds[(network, kernel, t)]:12,.0f} images/s")
+    for device in available_devices():
+        clf = Classifier(network, params, "torch", device=device)
+        t = torch_threads() if device == "cpu" else "-"
+        rows.append(_row(network, "torch", clf.kernel, t, clf.predict, flat, expected, runs, log))
+    if native.is_available():
+        clf = Classifier(network, params, "native")
+        one = flat[:1]
+        calls = (200 if quick else 2000) if params.spec.convolutional else (2000 if quick else 20000)
+        times = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            clf.predict(one)
+            times.append(time.perf_counter() - start)
+        latency[network] = (statistics.median(times) * 1e6, clf.kernel)
+        log(f"{network:8} batch-1 latency: {latency[network][0]:.2f} us ({clf.kernel})")
+    # The float baselines decide by argmax of the last layer's accumulators.
+    expected_argmax = reference.run(flat, "argmax").classes if baselines else None
+    for name, factory in (baselines or {}).items():
+        run = factory(params, threads)
+        if run is not None:
+            rows.append(_row(network, name, "fp32", threads, run, flat, expected_argmax, runs, log))
+
+
+def _report(rows, latency, bounds, threads, runs, params_dir, memory: str, cifar_batch, cnv_images: int) -> str:
     try:
         import torch
 
@@ -190,13 +217,21 @@ def _report(rows, latency, bounds, threads, runs, params_dir, memory: str) -> st
         f"Python {platform.python_version()}, numpy {np.__version__}, torch {torch_version}. "
         f"Native kernels on this CPU: {', '.join(native.available_kernels()) or 'none (not built)'}.",
         f"Parameters: {params_dir or 'shipped mnist sets'}. Input: the 10,000 MNIST test images as a uint8 array "
-        f"in memory, one call per run; figures are the median of {runs} runs after a warm-up, all in one process. "
+        f"in memory, one call per run"
+        + (
+            f"; CNV rows: the {cnv_images:,} CIFAR-10 images of {Path(cifar_batch).name} with the shipped cifar10 sets"
+            if cnv_images
+            else ""
+        )
+        + f"; figures are the median of {runs} runs after a warm-up, all in one process. "
         "'exact' = same classes as the numpy reference on every image (for the float baselines, which "
         "decide by argmax, the reference with the argmax rule). 'bound' = the images/s that the kernel's own "
         "approach allows here: its inner step (xor, popcount, accumulate; for a bit-sliced kernel, table "
         "reads and carry-save adds over a table in L1) run on one core (`bnn.runtimes.native.bound`, measured "
         "in this run) times the threads, over the 64-bit weight words one image meets. 'of lookup bound': a "
-        "bit-sliced kernel's rate over the bound of its ISA's popcount kernel (avx2-bitslice: avx2's).",
+        "bit-sliced kernel's rate over the bound of its ISA's popcount kernel (avx2-bitslice: avx2's). "
+        "A CNV image meets 905,216 weight words (W2A2: twice, its 2-bit weights as two binary rows); "
+        "its layer 0's 8-bit sums are outside the bound.",
         "",
         "| network | runtime | kernel | threads | images/s | us/image | vs FPGA | vs PyTorch | exact "
         "| bound | of bound | of lookup bound |",

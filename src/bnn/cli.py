@@ -360,14 +360,24 @@ def _pick_images(path: Path, indices: np.ndarray) -> np.ndarray:
     help="Folder holding lfcW1A1/ and lfcW1A2/ (default: the shipped mnist sets).",
 )
 @click.option("--big-file", is_flag=True, help="Also classify a generated 1,000,000-image IDX file and report memory.")
-def bench(quick, output, overwrite, data, params_dir, big_file):
+@click.option(
+    "--cifar",
+    default=None,
+    help="A CIFAR-10 test batch, or the folder holding one, for the CNV rows (default: none, LFC rows only).",
+)
+def bench(quick, output, overwrite, data, params_dir, big_file, cifar):
     """Benchmark every runtime and kernel side by side (images/s, median of runs)."""
     from .bench import run_benchmarks
 
     if output and Path(output).exists() and not overwrite:  # checked before minutes of measuring
         _fail(f"{output} exists (a curated BENCHMARKS.md?): choose a new file, or add --overwrite")
     report = run_benchmarks(
-        data_dir=data, params_dir=params_dir, quick=quick, big_file=big_file, log=lambda s: click.echo(s, err=True)
+        data_dir=data,
+        params_dir=params_dir,
+        cifar_batch=_cifar_test_batch(cifar) if cifar else None,
+        quick=quick,
+        big_file=big_file,
+        log=lambda s: click.echo(s, err=True),
     ).markdown
     click.echo(report)
     if output:
