@@ -81,6 +81,7 @@ def main() -> int:
     result = run_benchmarks(
         data_dir=str(shared / "mnist"),
         params_dir=str(shared / "bnn-pynq-params" / "mnist"),
+        cifar_batch=shared / "cifar10" / "test_batch_first932.bin",
         baselines=all_baselines(),
         big_file=True,
         log=lambda s: print(s, file=sys.stderr),
