@@ -230,8 +230,87 @@ def test_brevitas_2_bit_weights_are_refused_with_the_reason(tmp_path):
 
     model, _ = model_with_cfg("tfc_2w2a", pretrained=False)
     export_qonnx(model.eval(), torch.zeros(1, 1, 28, 28), str(tmp_path / "w2a2.onnx"))
-    with pytest.raises(ParamsError, match=r"w2a2.onnx: node .*\(Quant\): only 1-bit weights \(BipolarQuant\)"):
+    with pytest.raises(ParamsError, match=r"w2a2.onnx: 2-bit weights in a fully connected network: .*cnvW2A2"):
         read_qonnx(tmp_path / "w2a2.onnx")
+
+
+@pytest.fixture(scope="module", params=["cnv_1w1a", "cnv_1w2a", "cnv_2w2a"])
+def brevitas_cnv(request, cifar_test, tmp_path_factory):
+    """A Brevitas bnn_pynq CNV network, seeded, two Adam steps on CIFAR-10 images (trained batch-norm
+    statistics), exported with export_qonnx; its own outputs on 200 images."""
+    import torch
+    from brevitas.export import export_qonnx
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    torch.manual_seed(0)
+    model, _ = model_with_cfg(request.param, pretrained=False)
+    images, labels = cifar_test
+    x = torch.from_numpy(images[:200].copy()).permute(0, 3, 1, 2).float() / 255  # NCHW, 0..1
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    model.train()
+    for s in range(0, 200, 100):
+        loss = torch.nn.functional.cross_entropy(
+            model(x[s : s + 100]), torch.from_numpy(labels[s : s + 100].astype(np.int64))
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    path = tmp_path_factory.mktemp("brevitas-cnv") / f"{request.param}.onnx"
+    export_qonnx(model, torch.zeros(1, 3, 32, 32), str(path))
+    with torch.no_grad():
+        outputs = model(x).numpy()
+    return path, outputs
+
+
+def test_brevitas_cnv_models_run_here_bit_exact(brevitas_cnv, cifar_test, runtime):
+    path, outputs = brevitas_cnv
+    clf = bnn.Classifier(None, path, runtime[0], **options(*runtime))
+    images = cifar_test[0][: len(outputs)]  # HWC uint8: the model's NCHW input / 255
+    out = clf.infer(images)
+    np.testing.assert_array_equal(out.classes, outputs.argmax(axis=1))
+    # Brevitas' outputs are our integer scores times one scale plus one offset (its TensorNorm).
+    scores = out.scores.astype(np.float64)
+    a, b = np.polyfit(scores.ravel(), outputs.ravel().astype(np.float64), 1)
+    assert np.abs(a * scores + b - outputs).max() < 1e-5 * abs(a) and abs(a) > 0
+
+
+def test_brevitas_cnv_geometry_and_network(brevitas_cnv):
+    path, _ = brevitas_cnv
+    params = read_qonnx(path)
+    assert params.network == {"cnv_1w1a": "cnvW1A1", "cnv_1w2a": "cnvW1A2", "cnv_2w2a": "cnvW2A2"}[path.stem]
+    assert [(layer.conv.channels, layer.conv.size, layer.conv.pool) for layer in params.layers[:6]] == [
+        (3, 32, False),
+        (64, 30, True),
+        (64, 14, False),
+        (128, 12, True),
+        (128, 5, False),
+        (256, 3, False),
+    ]
+    assert [layer.mh for layer in params.layers] == [64, 64, 128, 128, 256, 256, 512, 512, 16]
+    assert params.layers[0].threshold_bits == 24 and params.metadata["input_pixels"] == "0..1"
+    assert params.decision == "argmax" and params.layers[-1].n_thresholds == 0
+    if path.stem == "cnv_2w2a":  # Brevitas' narrow 2-bit weights: -1, 0, +1
+        assert set(np.unique(params.layers[3].weights)) == {-1, 0, 1}
+
+
+def test_cnv_models_outside_bnn_pynq_are_refused_by_node(brevitas_cnv, tmp_path):
+    path, _ = brevitas_cnv
+    model = onnx.load(path)
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    for a in conv.attribute:
+        if a.name == "pads":
+            a.ints[:] = [1, 1, 1, 1]
+    onnx.save(model, tmp_path / "padded.onnx")
+    with pytest.raises(ParamsError, match=r"padded.onnx: node .*\(Conv\): only stride 1, no padding"):
+        read_qonnx(tmp_path / "padded.onnx")
+    model = onnx.load(path)
+    quant = next(n for n in model.graph.node if n.op_type == "Quant")  # the 8-bit input quantizer's scale
+    scale = next(i for i in model.graph.initializer if i.name == quant.input[1])
+    scale.CopyFrom(onnx.numpy_helper.from_array(np.float32(1 / 64), scale.name))
+    onnx.save(model, tmp_path / "scale.onnx")
+    with pytest.raises(ParamsError, match=r"scale.onnx: node .*\(Quant\): the 8-bit input quantizer does not give"):
+        read_qonnx(tmp_path / "scale.onnx")
 
 
 def test_a_model_with_external_data_loads(original_dir, mnist_test, tmp_path):
@@ -291,7 +370,7 @@ def test_truncated_and_unsupported_models_are_named(tmp_path, original_dir):
     matmul = next(n for n in model.graph.node if n.op_type == "MatMul")
     matmul.CopyFrom(helper.make_node("Conv", list(matmul.input), list(matmul.output), name="conv0"))
     onnx.save(model, tmp_path / "conv.onnx")
-    with pytest.raises(ParamsError, match=r"conv.onnx: node conv0 \(Conv\): not part of a binarized fully connected"):
+    with pytest.raises(ParamsError, match=r"conv.onnx: node conv0 \(Conv\): a square convolution over a square map"):
         read_qonnx(tmp_path / "conv.onnx")
 
 

@@ -67,6 +67,7 @@ for i, (network, size, channels, pools, fc, n) in enumerate(
         ("cnvW1A2", 10, (3, 13, 64), (True, False), (), 5),
         ("cnvW2A2", 8, (3, 70, 8), (False, True), (17,), 6),
         ("cnvW2A2", 6, (1, 3), (True,), (65, 8), 1),
+        ("cnvW1A2", 5, (70, 8), (False,), (), 3),  # 630 columns into layer 0: int32 sums
     ]
 ):
     params = random_cnv_params(rng, network, size, channels, pools, fc)

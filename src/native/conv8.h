@@ -57,10 +57,11 @@ inline void take_window(const Conv8View& v, const Sum* values, int oy, int ox, S
     }
 }
 
-// int16 sums: |dot| <= 256 * columns < 2^15 (not v.wide).
-inline void conv8_narrow(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out, std::int16_t* values,
-                         std::int16_t* window) {
-    constexpr int B = kConv8Block;
+// Every output pixel's window, then block(window, b, row) for each block b of 64 neurons, writing
+// the pixel's output row.
+template <typename Sum, typename Block>
+inline void for_each_window(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out, Sum* values,
+                            Sum* window, Block block) {
     const int side = v.size - v.kernel + 1;
     const std::size_t stride = static_cast<std::size_t>(v.out_planes) * v.blocks;
     for (int p = 0; p < v.size * v.size * v.channels; ++p) values[p] = v.pixel_values[image[p]];
@@ -68,51 +69,50 @@ inline void conv8_narrow(const Conv8View& v, const std::uint8_t* image, std::uin
         for (int ox = 0; ox < side; ++ox) {
             take_window(v, values, oy, ox, window);
             std::uint64_t* row = out + (static_cast<std::size_t>(oy) * side + ox) * stride;
-            for (int b = 0; b < v.blocks; ++b) {
-                Lanes16 sum[4] = {};
-                const std::int16_t* w = v.weights + static_cast<std::size_t>(b) * v.columns * B;
-                for (int c = 0; c < v.columns; ++c, w += B) {
-                    const std::int16_t q = window[c];
-                    const auto* wc = reinterpret_cast<const UnalignedLanes16*>(w);
-                    for (int h = 0; h < 4; ++h) sum[h] += wc[h] * q;
-                }
-                std::uint64_t bits[2] = {0, 0};
-                for (int q = 0; q < v.out_planes; ++q) {
-                    const std::int16_t* lim = v.limits16 + (static_cast<std::size_t>(q) * v.blocks + b) * B;
-                    const auto* limit = reinterpret_cast<const UnalignedLanes16*>(lim);
-                    Lanes16 above[4];
-                    for (int h = 0; h < 4; ++h) above[h] = sum[h] > limit[h];
-                    bits[q] = lane_bits(above);
-                }
-                store_planes(v, bits, b, row);
-            }
+            for (int b = 0; b < v.blocks; ++b) block(window, b, row);
         }
+}
+
+// int16 sums: |dot| <= 256 * columns < 2^15 (not v.wide).
+inline void conv8_narrow(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out, std::int16_t* values,
+                         std::int16_t* window) {
+    constexpr int B = kConv8Block;
+    for_each_window(v, image, out, values, window, [&v](const std::int16_t* win, int b, std::uint64_t* row) {
+        Lanes16 sum[4] = {};
+        const std::int16_t* w = v.weights + static_cast<std::size_t>(b) * v.columns * B;
+        for (int c = 0; c < v.columns; ++c, w += B) {
+            const std::int16_t q = win[c];
+            const auto* wc = reinterpret_cast<const UnalignedLanes16*>(w);
+            for (int h = 0; h < 4; ++h) sum[h] += wc[h] * q;
+        }
+        std::uint64_t bits[2] = {0, 0};
+        for (int q = 0; q < v.out_planes; ++q) {
+            const auto* limit =
+                reinterpret_cast<const UnalignedLanes16*>(v.limits16 + (static_cast<std::size_t>(q) * v.blocks + b) * B);
+            Lanes16 above[4];
+            for (int h = 0; h < 4; ++h) above[h] = sum[h] > limit[h];
+            bits[q] = lane_bits(above);
+        }
+        store_planes(v, bits, b, row);
+    });
 }
 
 // int32 sums, plain loops: layers too wide for int16 (none of the original's).
 inline void conv8_wide(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out, std::int32_t* values,
                        std::int32_t* window) {
     constexpr int B = kConv8Block;
-    const int side = v.size - v.kernel + 1;
-    const std::size_t stride = static_cast<std::size_t>(v.out_planes) * v.blocks;
-    for (int p = 0; p < v.size * v.size * v.channels; ++p) values[p] = v.pixel_values[image[p]];
-    for (int oy = 0; oy < side; ++oy)
-        for (int ox = 0; ox < side; ++ox) {
-            take_window(v, values, oy, ox, window);
-            std::uint64_t* row = out + (static_cast<std::size_t>(oy) * side + ox) * stride;
-            for (int b = 0; b < v.blocks; ++b) {
-                std::int32_t sum[B] = {};
-                const std::int16_t* w = v.weights + static_cast<std::size_t>(b) * v.columns * B;
-                for (int c = 0; c < v.columns; ++c, w += B)
-                    for (int n = 0; n < B; ++n) sum[n] += w[n] * window[c];
-                std::uint64_t bits[2] = {0, 0};
-                for (int q = 0; q < v.out_planes; ++q) {
-                    const std::int32_t* lim = v.limits + (static_cast<std::size_t>(q) * v.blocks + b) * B;
-                    for (int n = 0; n < B; ++n) bits[q] |= static_cast<std::uint64_t>(sum[n] > lim[n]) << n;
-                }
-                store_planes(v, bits, b, row);
-            }
+    for_each_window(v, image, out, values, window, [&v](const std::int32_t* win, int b, std::uint64_t* row) {
+        std::int32_t sum[B] = {};
+        const std::int16_t* w = v.weights + static_cast<std::size_t>(b) * v.columns * B;
+        for (int c = 0; c < v.columns; ++c, w += B)
+            for (int n = 0; n < B; ++n) sum[n] += w[n] * win[c];
+        std::uint64_t bits[2] = {0, 0};
+        for (int q = 0; q < v.out_planes; ++q) {
+            const std::int32_t* lim = v.limits + (static_cast<std::size_t>(q) * v.blocks + b) * B;
+            for (int n = 0; n < B; ++n) bits[q] |= static_cast<std::uint64_t>(sum[n] > lim[n]) << n;
         }
+        store_planes(v, bits, b, row);
+    });
 }
 
 inline void conv8_any(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out, std::int32_t* scratch) {

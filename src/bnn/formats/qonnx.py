@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_write
-from ..bits import PIXEL_THRESHOLD, accumulator_thresholds, accumulators, last_layer_thresholds
+from ..bits import PIXEL_THRESHOLD, accumulator_thresholds, accumulators, cnv_pixel_values, last_layer_thresholds
 from ..errors import MissingExtraError, ParamsError, UnsupportedError
-from ..paramset import PIXELS, Layer, ParamSet, network_with_bits
+from ..paramset import PIXELS, Conv, Layer, ParamSet, network_with_bits
 from ..thresholding import fold_steps
 
 __all__ = ["QONNX_DOMAIN", "read_qonnx", "to_qonnx", "write_qonnx"]
@@ -313,6 +313,60 @@ def _pixel_quantizer(op: str, prefix, node, consts: dict, meta: dict, where: str
     return chosen, found[chosen]
 
 
+def _fixed_point_pixels(prefix, node, consts: dict, meta: dict, where: str) -> str:
+    """The pixel scale ("0..255" or "0..1") under which the 8-bit input quantizer `node` after `prefix`
+    gives exactly CNV layer 0's fixed-point values (`bnn.bits.cnv_pixel_values`); ParamsError otherwise."""
+    attrs = {a.name: a for a in node.attribute}
+    zero, bits = _scalar(consts[node.input[2]], where), _scalar(consts[node.input[3]], where)
+    scale = _scalar(consts[node.input[1]], where)
+    signed = attrs["signed"].i if "signed" in attrs else 1
+    mode = attrs["rounding_mode"].s.decode() if "rounding_mode" in attrs else "ROUND"
+    if (bits, signed, zero, mode) != (8.0, 1, 0.0, "ROUND") or scale <= 0:
+        raise ParamsError(f"{where}: an input quantizer of {bits:g} bits: CNV layer 0 takes 8-bit signed pixels")
+    narrow = attrs["narrow"].i if "narrow" in attrs else 0
+    low = -127 if narrow else -128
+    pixels = np.arange(256, dtype=np.float32)
+    want = cnv_pixel_values(pixels.astype(np.uint8)).astype(np.int64)
+    said = meta.get("bnn.input_pixels")
+    for name, divisor in _PIXEL_SCALES.items():
+        if said and name != said:
+            continue
+        y = prefix((pixels / divisor).astype(np.float32))
+        levels = np.clip(np.round(y / np.float32(scale)), low, 127).astype(np.int64)
+        if np.array_equal(levels, want):
+            return name
+    raise ParamsError(
+        f"{where}: the 8-bit input quantizer does not give the FPGA's pixel values q = round(256 p / 255) - 128 "
+        "(saturated at 127) for pixels p of 0..255 or scaled to 0..1"
+    )
+
+
+def _weight_levels(op: str, node, consts: dict, where: str) -> tuple[np.ndarray, int]:
+    """(integer weight levels, bits) of a weight quantizer: +-1 (BipolarQuant) or 2-bit -2..1 (Quant)."""
+    w = consts[node.input[0]]
+    scale = _scalar(consts[node.input[1]], where)
+    if op == "BipolarQuant":
+        return np.where(w >= 0, 1, -1).astype(np.int8), 1
+    attrs = {a.name: a for a in node.attribute}
+    zero, bits = _scalar(consts[node.input[2]], where), _scalar(consts[node.input[3]], where)
+    signed = attrs["signed"].i if "signed" in attrs else 1
+    narrow = attrs["narrow"].i if "narrow" in attrs else 0
+    mode = attrs["rounding_mode"].s.decode() if "rounding_mode" in attrs else "ROUND"
+    if (bits, signed, zero, mode) != (2.0, 1, 0.0, "ROUND") or scale <= 0:
+        raise ParamsError(
+            f"{where}: weights of {bits:g} bits (signed={signed}, zero point {zero:g}, {mode}): only 1-bit "
+            "(BipolarQuant) and 2-bit signed weights are supported"
+        )
+    return np.clip(np.round(w / np.float32(scale)), -1 if narrow else -2, 1).astype(np.int8), 2
+
+
+def _channel_vector(value: np.ndarray) -> np.ndarray:
+    """A per-channel constant of an NCHW tensor, (1, C, 1, 1), as the (C,) vector that the layer's
+    (dots, neurons) arrays take; others unchanged."""
+    value = np.asarray(value)
+    return value.reshape(-1) if value.ndim == 4 and value.shape[0] == value.shape[2] == value.shape[3] == 1 else value
+
+
 def _scalar(value: np.ndarray, where: str) -> float:
     if np.size(value) != 1:
         raise ParamsError(f"{where}: expected one value per tensor, got shape {np.shape(value)}")
@@ -327,7 +381,7 @@ def _elementwise(node, x_is_first: bool, consts: dict):
         eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
         std = np.sqrt(var + np.float32(eps)).astype(np.float32)
         return lambda v: ((v - mean) / std * scale + bias).astype(np.float32)
-    other = consts[node.input[1] if x_is_first else node.input[0]].astype(np.float32)
+    other = _channel_vector(consts[node.input[1] if x_is_first else node.input[0]]).astype(np.float32)
     ops = {
         "Mul": lambda v: v * other,
         "Add": lambda v: v + other,
@@ -369,7 +423,11 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
     meta = {p.key: p.value for p in model.metadata_props}
     tensors: dict[str, tuple] = {graph.input[0].name: ("input", lambda v: v)}
     layers: list[dict] = []
-    input_scale, pixel_thresholds = None, None
+    input_scale, pixel_thresholds, fixed_point = None, None, False
+    weight_scales: dict[str, tuple[float, int]] = {}  # quantized weights: (scale, bits)
+    dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    fmap = tuple(dims[1:]) if len(dims) == 4 else None  # the (C, H, W) map a Conv would read
+    flattened = None  # the map a Reshape flattened: the next Gemm's columns are (c, y, x), ours (y, x, c)
     for node in graph.node:
         op, where = node.op_type, f"{path}: node {node.name or node.op_type} ({node.op_type})"
         if op == "Constant":
@@ -377,15 +435,17 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
         args = [tensors.get(name) for name in node.input]
         live = [i for i, a in enumerate(args) if a is not None]
         if op in ("BipolarQuant", "Quant") and node.input[0] in consts:  # weights
-            w = consts[node.input[0]]
-            if op != "BipolarQuant":
-                raise ParamsError(f"{where}: only 1-bit weights (BipolarQuant) are supported")
-            consts[node.output[0]] = np.where(w >= 0, 1.0, -1.0) * _scalar(consts[node.input[1]], where)
+            levels, bits = _weight_levels(op, node, consts, where)
+            scale = _scalar(consts[node.input[1]], where)
+            consts[node.output[0]] = levels.astype(np.float32) * np.float32(scale)
+            weight_scales[node.output[0]] = (scale, bits)
             continue
         if not live:
             continue
         kind, value = args[live[0]][0], args[live[0]][1:]
         if op in ("Reshape", "Flatten", "Identity"):
+            if kind == "act" and fmap is not None and op != "Identity":
+                flattened, fmap = fmap, None
             tensors[node.output[0]] = args[0]
         elif op in ("Mul", "Div", "Add", "Sub", "BatchNormalization") and kind in ("input", "pre"):
             fn = _elementwise(node, live[0] == 0, consts)
@@ -394,17 +454,29 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
         elif op in ("BipolarQuant", "Quant") and kind == "input":
             if layers:
                 raise ParamsError(f"{where}: a second input quantizer")
-            input_scale, pixel_thresholds = _pixel_quantizer(op, value[-1], node, consts, meta, where)
+            if op == "Quant" and _scalar(consts[node.input[3]], where) == 8:  # CNV: 8-bit fixed-point pixels
+                input_scale = _fixed_point_pixels(value[-1], node, consts, meta, where)
+                pixel_thresholds, fixed_point = (PIXEL_THRESHOLD,), True
+            else:
+                input_scale, pixel_thresholds = _pixel_quantizer(op, value[-1], node, consts, meta, where)
             scale = _scalar(consts[node.input[1]], where)
-            # +-1 values (step 2 between reachable dots) or -1/0/+1 (step 1), times the quantizer's scale.
+            # +-1 values (step 2 between reachable dots), -1/0/+1 or 8-bit levels (step 1), times the scale.
             tensors[node.output[0]] = ("act", scale, 2 if op == "BipolarQuant" else 1)
-        elif op in ("Gemm", "MatMul") and kind == "act":
+        elif op in ("Gemm", "MatMul", "Conv") and kind == "act":
             w = consts.get(node.input[1])
             if w is None:
                 raise ParamsError(f"{where}: weights are not a constant")
             attrs = {a.name: a for a in node.attribute}
-            w = w if op == "Gemm" and "transB" in attrs and attrs["transB"].i else w.T
-            scale_w = float(np.abs(w).max()) or 1.0
+            conv = None
+            if op == "Conv":
+                conv, fmap = _convolution(w, attrs, fmap, where)
+                w = w.transpose(0, 2, 3, 1).reshape(len(w), -1)  # columns (ky, kx, channel)
+            else:
+                w = w if op == "Gemm" and "transB" in attrs and attrs["transB"].i else w.T
+                if flattened is not None:
+                    w = w.reshape(len(w), *flattened).transpose(0, 2, 3, 1).reshape(len(w), -1)
+                    flattened = None
+            scale_w, bits = weight_scales.get(node.input[1], (float(np.abs(w).max()) or 1.0, 1))
             alpha = attrs["alpha"].f if "alpha" in attrs else 1.0
             bias = consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
             bias = (
@@ -414,17 +486,36 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
             )
             in_scale, step = value[0], value[1]
             factor = np.float32(in_scale * scale_w * alpha)
-            layers.append({"weights": (w > 0).astype(np.uint8), "step": step, "node": where})
+            levels = np.round(w / np.float32(scale_w)).astype(np.int64)
+            largest_input = 128 if fixed_point and not layers else 1
+            layers.append(
+                {
+                    "weights": levels.astype(np.int8) if bits == 2 else (levels > 0).astype(np.uint8),
+                    "step": 1 if bits == 2 else step,
+                    # the largest |dot product| any input reaches
+                    "span": int(np.abs(levels).sum(axis=1).max()) * largest_input,
+                    "node": where,
+                    "conv": conv,
+                    "bits": bits,
+                }
+            )
             tensors[node.output[0]] = (
                 "pre",
                 len(layers) - 1,
                 lambda d, f=factor, b=bias: (d * f + b).astype(np.float32),
             )
+        elif op == "MaxPool" and kind == "act":
+            conv = layers[-1]["conv"] if layers else None
+            if conv is None or conv.pool or fmap is None:
+                raise ParamsError(f"{where}: a max pool goes after a convolution's activation, once")
+            _check_pool(node, fmap, where)
+            layers[-1]["conv"] = Conv(conv.channels, conv.size, conv.kernel, pool=True)
+            fmap = (fmap[0], fmap[1] // 2, fmap[2] // 2)
+            tensors[node.output[0]] = args[live[0]]
         elif op in ("BipolarQuant", "Quant") and kind == "pre":
             index, fn = value
             layer = layers[index]
-            k = layer["weights"].shape[1]
-            d = np.arange(-k, k + 1, layer["step"], dtype=np.int64)  # every reachable dot product
+            d = _reachable(layer)
             y = fn(np.repeat(d[:, None].astype(np.float32), layer["weights"].shape[0], axis=1))
             levels = _quant_levels(op, y, node, consts, where).T  # (neurons, len(d))
             n_steps = 1 if op == "BipolarQuant" else 2
@@ -435,15 +526,14 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
         elif op == "TopK" and kind == "pre":
             tensors[node.output[1]] = tensors[node.output[0]] = args[live[0]]
         else:
-            raise ParamsError(f"{where}: not part of a binarized fully connected network that bnn can run")
+            raise ParamsError(f"{where}: not part of a binarized network that bnn can run")
     if len(layers) < 2 or "thresholds_dot" in layers[-1]:
         raise ParamsError(f"{path}: expected hidden layers ending in quantizers and a last layer without one")
     # The last layer: argmax of its output must be argmax of the integer dot products.
     last, fn = layers[-1], tensors[graph.output[0].name][2] if tensors.get(graph.output[0].name) else None
     if fn is None:
         raise ParamsError(f"{path}: the graph output is not the last layer's scores")
-    k = last["weights"].shape[1]
-    d = np.arange(-k, k + 1, last["step"], dtype=np.float32)
+    d = _reachable(last).astype(np.float32)
     y = fn(np.repeat(d[:, None], last["weights"].shape[0], axis=1))
     if not (y == y[:, :1]).all():
         raise ParamsError(
@@ -454,7 +544,14 @@ def read_qonnx(path: str | os.PathLike, *, classes: list[str] | None = None) -> 
     if not (rising or falling):
         raise ParamsError(f"{last['node']}: the output is not strictly monotone in the dot product")
     if falling:  # argmax of a falling function is the argmin: negate the rows
-        last["weights"] = 1 - last["weights"]
+        last["weights"] = _negated(last["weights"], np.ones(len(last["weights"]), bool), last["node"])
+    if fixed_point or any(layer["conv"] is not None for layer in layers):
+        return _assemble_convolutional(layers, classes, meta, path, input_scale, fixed_point)
+    if any(layer["bits"] == 2 for layer in layers):
+        raise ParamsError(
+            f"{path}: 2-bit weights in a fully connected network: bnn runs 2-bit weights in the CNV "
+            "network (cnvW2A2) only"
+        )
     return _assemble(layers, classes, meta, path, input_scale, pixel_thresholds)
 
 
@@ -505,22 +602,122 @@ def _recorded_layers(meta: dict, folded: list, parsed: list[dict], bits: int) ->
     return layers
 
 
-def _fold_width(n: int) -> int:
-    """The widest folding (PE or SIMD) of at most 64 that divides n."""
-    return max(f for f in range(1, 65) if n % f == 0)
+def _fold_width(n: int, most: int = 64) -> int:
+    """The widest folding (PE or SIMD) of at most `most` that divides n."""
+    return max(f for f in range(1, most + 1) if n % f == 0)
+
+
+def _activation_bits(layers: list[dict], path) -> int:
+    steps = {layer["thresholds_dot"].shape[1] for layer in layers[:-1]}
+    if len(steps) != 1:
+        raise ParamsError(f"{path}: hidden layers mix 1-bit and 3-level activations")
+    return 1 if steps == {1} else 2
+
+
+def _reachable(layer: dict) -> np.ndarray:
+    """Every dot product the layer's inputs can reach, ascending and symmetric about 0 (int64)."""
+    return np.arange(-layer["span"], layer["span"] + 1, layer["step"], dtype=np.int64)
+
+
+def _negated(weights: np.ndarray, rows: np.ndarray, where: str) -> np.ndarray:
+    """`weights` with the given rows negated: bits flipped, or 2-bit values negated (-2 has no negation)."""
+    if weights.dtype == np.uint8:
+        return np.where(rows[:, None], 1 - weights, weights).astype(np.uint8)
+    if (weights[rows] == -2).any():
+        raise ParamsError(f"{where}: a falling neuron with a weight of -2: its negation (+2) is not a 2-bit weight")
+    return np.where(rows[:, None], -weights, weights).astype(np.int8)
+
+
+def _convolution(w: np.ndarray, attrs: dict, fmap, where: str):
+    """(Conv, the output map) of an ONNX Conv with weights (O, I, k, k) over the map fmap = (C, H, W)."""
+
+    def ints(name, default):
+        return list(attrs[name].ints) if name in attrs else default
+
+    if w.ndim != 4 or fmap is None or w.shape[1] != fmap[0] or fmap[1] != fmap[2] or w.shape[2] != w.shape[3]:
+        raise ParamsError(f"{where}: a square convolution over a square map of its input channels is expected")
+    k = w.shape[2]
+    if (
+        ints("strides", [1, 1]) != [1, 1]
+        or any(ints("pads", [0, 0, 0, 0]))
+        or ints("dilations", [1, 1]) != [1, 1]
+        or (attrs["group"].i if "group" in attrs else 1) != 1
+        or k > fmap[1]
+    ):
+        raise ParamsError(f"{where}: only stride 1, no padding, no dilation, one group (BNN-PYNQ's convolutions)")
+    side = fmap[1] - k + 1
+    return Conv(fmap[0], fmap[1], k), (w.shape[0], side, side)
+
+
+def _check_pool(node, fmap, where: str) -> None:
+    attrs = {a.name: list(a.ints) for a in node.attribute if a.ints}
+    if attrs.get("kernel_shape") != [2, 2] or attrs.get("strides") != [2, 2] or any(attrs.get("pads", [0])):
+        raise ParamsError(f"{where}: only 2x2 max pools of stride 2 (BNN-PYNQ's)")
+    if fmap[1] % 2 or fmap[2] % 2:
+        raise ParamsError(f"{where}: a 2x2 pool of an odd map ({fmap[1]} x {fmap[2]})")
+
+
+def _assemble_convolutional(layers, classes, meta, path, input_scale, fixed_point: bool) -> ParamSet:
+    """A CNV `ParamSet` of the parsed layers: layer 0's thresholds in its accumulator's 1/256 units
+    (24 bits), the others folded as the hardware compares them, the last one without thresholds."""
+    bits = _activation_bits(layers, path)
+    weight_bits = max(layer["bits"] for layer in layers)
+    name = {(1, 1): "cnvW1A1", (2, 1): "cnvW1A2", (2, 2): "cnvW2A2"}.get((bits, weight_bits))
+    if name is None:
+        raise ParamsError(f"{path}: 2-bit weights with 1-bit activations: BNN-PYNQ's CNV has W1A1, W1A2, W2A2 only")
+    if not fixed_point or layers[0]["conv"] is None:
+        raise ParamsError(f"{path}: a CNV network starts with a convolution on 8-bit pixels (an input Quant of 8 bits)")
+    out = []
+    for i, layer in enumerate(layers[:-1]):
+        w = _negated(layer["weights"], layer["falling"], layer["node"])
+        t = layer["thresholds_dot"]
+        if i == 0:  # the accumulator holds 2 dot (1/256 units): 2 dot > 2 t exactly when dot > t
+            t, threshold_bits = np.clip(2 * t, -(1 << 23), (1 << 23) - 1), 24
+        else:
+            t, threshold_bits = np.clip(accumulator_thresholds(t, w.shape[1], bits), -32768, 32767), 16
+        mh, mw = w.shape
+        out.append(
+            Layer(
+                w,
+                t,
+                pe=_fold_width(mh),
+                simd=_fold_width(mw, 64 // layer["bits"]),
+                conv=layer["conv"],
+                threshold_bits=threshold_bits,
+            )
+        )
+    w = layers[-1]["weights"]
+    n_classes, mw = w.shape
+    rows = -(-n_classes // 8) * 8
+    last = np.zeros((rows, mw), dtype=w.dtype)
+    last[:n_classes] = w
+    out.append(
+        Layer(last, np.zeros((rows, 0), np.int64), pe=_fold_width(rows), simd=_fold_width(mw, 64 // layers[-1]["bits"]))
+    )
+    names = classes or (
+        meta["bnn.classes"].split("\n") if "bnn.classes" in meta else [str(i) for i in range(n_classes)]
+    )
+    if len(names) != n_classes:
+        raise ParamsError(f"{path}: {len(names)} class names for {n_classes} outputs")
+    params = ParamSet(
+        name,
+        out,
+        list(names),
+        decision="argmax",
+        metadata={"imported_from": path.name, "format": "qonnx", "input_pixels": input_scale},
+        source=path,
+    )
+    params.validate()
+    return params
 
 
 def _assemble(layers, classes, meta, path, input_scale, pixel_thresholds) -> ParamSet:
     """The `ParamSet` of the parsed layers (hidden thresholds folded, last layer padded to a multiple of 8)."""
-    steps = {layer["thresholds_dot"].shape[1] for layer in layers[:-1]}
-    if len(steps) != 1:
-        raise ParamsError(f"{path}: hidden layers mix 1-bit and 3-level activations")
-    bits = 1 if steps == {1} else 2
+    bits = _activation_bits(layers, path)
     spec = network_with_bits(bits)
     out = []
     for layer in layers[:-1]:
-        w = layer["weights"]
-        w = np.where(layer["falling"][:, None], 1 - w, w).astype(np.uint8)
+        w = _negated(layer["weights"], layer["falling"], layer["node"])
         t = accumulator_thresholds(layer["thresholds_dot"], w.shape[1], bits)
         out.append(Layer(w, np.clip(t, -32768, 32767), pe=_fold_width(w.shape[0]), simd=_fold_width(w.shape[1])))
     w = layers[-1]["weights"]
