@@ -6,7 +6,7 @@ import filecmp
 
 import numpy as np
 import pytest
-from conftest import IN_CI, options, random_params
+from conftest import IN_CI, ORIGINAL_SETS, need, options, random_params
 
 for module in ("onnx", "qonnx"):
     pytest.importorskip(module) if not IN_CI else __import__(module)
@@ -122,6 +122,27 @@ def test_round_trip_through_qonnx_keeps_every_number(original_dir, mnist_test, t
     np.testing.assert_array_equal(got.scores, want.scores)
     np.testing.assert_array_equal(got.bits, want.bits)
     np.testing.assert_array_equal(got.classes, want.classes)
+
+
+@pytest.mark.parametrize("network", ["cnvW1A1", "cnvW1A2", "cnvW2A2"])
+def test_cnv_sets_go_out_exact_and_come_back(cifar_test, tmp_path, network):
+    # The original cifar10 sets as QONNX: qonnx's executor gives our scores (raw NCHW pixels in), and
+    # the file read back gives every score, class and the decision rule.
+    params = bnn.params.read_params(need(ORIGINAL_SETS / "cifar10" / network))
+    path = write_qonnx(params, tmp_path / f"{network}.onnx")
+    images = cifar_test[0][:40]
+    ours = bnn.Classifier(network, params, "native").infer(images)
+    model = ModelWrapper(str(path))
+    for i in range(2):
+        x = images[i : i + 1].transpose(0, 3, 1, 2).astype(np.float32)
+        got = execute_onnx(model, {"global_in": x}, return_full_exec_context=True)
+        np.testing.assert_array_equal(got["scores"][0], ours.scores[i])
+        assert set(np.unique(got["out_in"] * 128)) <= set(range(-128, 128))  # the 8-bit fixed-point pixels
+    back = read_qonnx(path)
+    assert (back.network, back.decision, back.classes) == (network, "positive_max", params.classes)
+    out = bnn.Classifier(None, back, "native").infer(images)
+    np.testing.assert_array_equal(out.scores, ours.scores)
+    np.testing.assert_array_equal(out.classes, ours.classes)
 
 
 @pytest.mark.parametrize("network", ["lfcW1A1", "lfcW1A2"])

@@ -1,7 +1,9 @@
-"""Parameter sets out as QONNX models, in the form Brevitas writes for its bnn_pynq FC networks.
+"""Parameter sets in and out as QONNX models, in the form Brevitas writes for its bnn_pynq networks.
 
-Needs ``onnx`` (``pip install 'bitexact-bnn[qonnx]'``). The graph, per layer
-of the set (raw pixels 0..255 in, float32, shape (1, 784) or (1, 1, 28, 28)):
+Needs ``onnx`` (``pip install 'bitexact-bnn[qonnx]'``). A CNV set's graph
+(convolutions on 8-bit fixed-point pixels) is described at `_cnv_to_qonnx`;
+a fully connected set's, per layer (raw pixels 0..255 in, float32, shape
+(1, 784) or (1, 1, 28, 28)):
 
     input:   Mul(1/255) -> Mul(2) -> Sub(1) -> BipolarQuant      pixel p -> +1 when p >= 128
              [another pixel threshold t: Sub(t - 1/2) -> BipolarQuant;
@@ -40,7 +42,7 @@ import numpy as np
 
 from .._atomic import atomic_write
 from ..bits import PIXEL_THRESHOLD, accumulator_thresholds, accumulators, cnv_pixel_values, last_layer_thresholds
-from ..errors import MissingExtraError, ParamsError, UnsupportedError
+from ..errors import MissingExtraError, ParamsError
 from ..paramset import PIXELS, Conv, Layer, ParamSet, network_with_bits
 from ..thresholding import fold_steps
 
@@ -78,14 +80,15 @@ def _threshold_norm(thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), topk: bool = False):
     """The QONNX `onnx.ModelProto` of `params` (see the module docstring for its form).
 
-    `input_shape`: (1, 784) or (1, 1, 28, 28) as FINN's flows use; another batch size works too.
+    `input_shape`: (1, 784) or (1, 1, 28, 28) as FINN's flows use; another batch size works too. A CNV
+    set takes (B, 3, 32, 32) raw pixels (NCHW; only B is read from `input_shape`), see `_cnv_to_qonnx`.
     """
-    onnx = _onnx()
-    from onnx import TensorProto, helper, numpy_helper
+    _onnx()  # a clear "install" message when onnx is missing
+    from onnx import helper, numpy_helper
 
     params.validate()
     if params.spec.convolutional:
-        raise UnsupportedError(f"QONNX export of convolutional networks ({params.network}) is not written yet")
+        return _cnv_to_qonnx(params, topk=topk, batch=input_shape[0])
     nodes, inits = [], []
     shapes: dict[str, tuple[int, ...]] = {}  # every tensor's shape, stored in the graph (executors need them)
 
@@ -156,6 +159,111 @@ def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), to
         else:
             inputs = [y, "unit", const("zero", 0.0), const("bits2", 2.0)]
             x = node("Quant", inputs, f"out{i}", QONNX_DOMAIN, signed=1, narrow=1, rounding_mode="ROUND")
+    record = {
+        "bnn.pe": ",".join(str(layer.pe) for layer in params.layers),
+        "bnn.simd": ",".join(str(layer.simd) for layer in params.layers),
+        "bnn.last_layer_rows": str(params.layers[-1].mh),
+        "bnn.record": _record(params),
+    }
+    return _model(params, nodes, inits, shapes, batch, n_classes, topk, tuple(input_shape), record)
+
+
+def _cnv_to_qonnx(params: ParamSet, *, topk: bool, batch: int):
+    """A CNV set as QONNX in Brevitas' form (see `to_qonnx`): raw pixels (0..255, float32, NCHW
+    (B, 3, 32, 32) as ONNX convolutions take them) -> Mul(1/255), Mul(2), Sub(1), Quant(8 bits, scale
+    1/128): the FPGA's fixed-point pixels; per layer a Conv (or MatMul after a Reshape) with
+    BipolarQuant or 2-bit Quant weights, the accumulator (layer 0: Mul(256), its 1/256 units; W1A1:
+    popcount), a BatchNormalization placing each threshold at T + 0.5, the activation's quantizer, and
+    a MaxPool where the layer pools; the last layer's accumulators are the scores (exact: no score of
+    these geometries reaches the 16 bits the hardware wraps at)."""
+    _onnx()  # a clear "install" message when onnx is missing
+    from onnx import helper, numpy_helper
+
+    nodes, inits, shapes = [], [], {}
+
+    def const(name: str, value) -> str:
+        if not any(init.name == name for init in inits):
+            inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+            shapes[name] = np.shape(value)
+        return name
+
+    def node(op: str, inputs: list[str], output: str, domain: str = "", **attrs) -> str:
+        nodes.append(helper.make_node(op, inputs, [output], name=output + "_node", domain=domain, **attrs))
+        first = shapes[inputs[0]]
+        if op == "Conv":
+            k = shapes[inputs[1]][2]
+            shapes[output] = (first[0], shapes[inputs[1]][0], first[2] - k + 1, first[3] - k + 1)
+        elif op == "MaxPool":
+            shapes[output] = (*first[:2], first[2] // 2, first[3] // 2)
+        elif op == "MatMul":
+            shapes[output] = (*first[:-1], shapes[inputs[1]][-1])
+        elif op == "Reshape":
+            shapes[output] = tuple(int(v) for v in numpy_helper.to_array(next(i for i in inits if i.name == inputs[1])))
+        else:
+            shapes[output] = first
+        return output
+
+    size, channels = params.layers[0].conv.size, params.layers[0].conv.channels
+    x = "global_in"
+    shapes[x] = (batch, channels, size, size)
+    const("unit", 1.0)
+    x = node("Mul", [x, const("inv255", 1 / 255)], "scaled")
+    x = node("Mul", [x, const("two", 2.0)], "doubled")
+    x = node("Sub", [x, const("one", 1.0)], "centred")
+    inputs = [x, const("pixel_scale", 1 / 128), const("zero", 0.0), const("bits8", 8.0)]
+    x = node("Quant", inputs, "out_in", QONNX_DOMAIN, signed=1, narrow=0, rounding_mode="ROUND")
+    n_classes, last = len(params.classes), len(params.layers) - 1
+    fmap = None  # the (C, H, W) map the first fully connected layer flattens
+    for i, layer in enumerate(params.layers):
+        values = layer.weight_values().astype(np.float32)
+        rows = values[:n_classes] if i == last else values
+        if layer.conv is not None:  # (O, I, k, k) from columns (ky, kx, channel)
+            k, c = layer.conv.kernel, layer.conv.channels
+            tensor = rows.reshape(len(rows), k, k, c).transpose(0, 3, 1, 2).copy()
+        else:
+            if fmap is not None:  # our columns (y, x, c); the flattened NCHW map's (c, y, x)
+                c, h, w_ = fmap
+                rows = rows.reshape(len(rows), h, w_, c).transpose(0, 3, 1, 2).reshape(len(rows), -1)
+                x = node("Reshape", [x, _int64(inits, f"flat{i}", [batch, c * h * w_])], f"flat{i}_out")
+                fmap = None
+            tensor = rows.T.copy()
+        if layer.weight_bits == 1:
+            w = node("BipolarQuant", [const(f"w{i}_float", tensor), "unit"], f"w{i}", QONNX_DOMAIN)
+        else:
+            quant = [const(f"w{i}_float", tensor), "unit", "zero", const("bits2", 2.0)]
+            w = node("Quant", quant, f"w{i}", QONNX_DOMAIN, signed=1, narrow=0, rounding_mode="ROUND")
+        chain = [("Conv" if layer.conv is not None else "MatMul", w, f"dot{i}")]
+        if i == 0:  # pixels q/128: the hardware's accumulator holds 2 dot = 256 (dot / 128)
+            chain.append(("Mul", const("fixed_point", 256.0), ""))
+        elif params.activation_bits == 1:  # popcount(XNOR) = (dot + MW) / 2
+            chain += [("Add", const(f"mw{i}", float(layer.mw)), f"dot{i}_offset"), ("Mul", const("half", 0.5), "")]
+        y = x
+        for step, (op, operand, name) in enumerate(chain):
+            y = node(op, [y, operand], name if step < len(chain) - 1 else "scores" if i == last else f"acc{i}")
+        if i == last:
+            break
+        mean, scale = _threshold_norm(layer.effective_thresholds())
+        norm = [y, const(f"bn{i}_scale", scale), const(f"bn{i}_bias", np.zeros(layer.mh))]
+        norm += [const(f"bn{i}_mean", mean), const(f"bn{i}_var", np.ones(layer.mh))]
+        y = node("BatchNormalization", norm, f"norm{i}", epsilon=_EPS)
+        if layer.n_thresholds == 1:
+            x = node("BipolarQuant", [y, "unit"], f"out{i}", QONNX_DOMAIN)
+        else:
+            quant = [y, "unit", "zero", const("bits2", 2.0)]
+            x = node("Quant", quant, f"out{i}", QONNX_DOMAIN, signed=1, narrow=1, rounding_mode="ROUND")
+        if layer.conv is not None and layer.conv.pool:
+            x = node("MaxPool", [x], f"pool{i}", kernel_shape=[2, 2], strides=[2, 2])
+        if layer.conv is not None:
+            fmap = (layer.mh, layer.conv.out_size, layer.conv.out_size)
+    return _model(params, nodes, inits, shapes, batch, n_classes, topk, (batch, channels, size, size), {})
+
+
+def _model(params, nodes, inits, shapes, batch, n_classes, topk, input_shape, record: dict):
+    """The checked ModelProto of `nodes` ("global_in" to "scores", or "global_out" with `topk`) and its
+    metadata: the set's network, classes, decision rule and pixel convention, and `record`."""
+    onnx = _onnx()
+    from onnx import TensorProto, helper
+
     outputs = [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch, n_classes])]
     if topk:
         k = _int64(inits, "k", [1])
@@ -184,14 +292,11 @@ def to_qonnx(params: ParamSet, *, input_shape: tuple[int, ...] = (1, PIXELS), to
         "bnn.network": params.network,
         "bnn.classes": "\n".join(params.classes),
         "bnn.decision": params.decision,
-        "bnn.pe": ",".join(str(layer.pe) for layer in params.layers),
-        "bnn.simd": ",".join(str(layer.simd) for layer in params.layers),
-        "bnn.last_layer_rows": str(params.layers[-1].mh),
         "bnn.input_pixels": "0..255",
-        "bnn.record": _record(params),
         # classes.txt's layout, so that a folder written back has the same bytes
         "bnn.classes_newline": params.classes_newline,
         "bnn.classes_final_newline": str(params.classes_trailing_newlines),
+        **record,
     }
     onnx.helper.set_model_props(model, meta)
     onnx.checker.check_model(model)
@@ -699,13 +804,15 @@ def _assemble_convolutional(layers, classes, meta, path, input_scale, fixed_poin
     )
     if len(names) != n_classes:
         raise ParamsError(f"{path}: {len(names)} class names for {n_classes} outputs")
+    ours = "bnn.network" in meta  # our export: its decision rule and classes.txt layout
     params = ParamSet(
         name,
         out,
         list(names),
-        decision="argmax",
+        decision=meta.get("bnn.decision", "argmax") if ours else "argmax",
         metadata={"imported_from": path.name, "format": "qonnx", "input_pixels": input_scale},
         source=path,
+        classes_newline=meta.get("bnn.classes_newline", "\n") if ours else "\n",
     )
     params.validate()
     return params
