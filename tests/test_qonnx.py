@@ -189,7 +189,6 @@ BREVITAS_FC_OTHER = {"fc_1w1a_5x64": (1, 1, 1, [64] * 5), "fc_1w2a_256_128": (1,
 def brevitas_model(request, mnist_test, tmp_path_factory):
     """A Brevitas bnn_pynq FC network, seeded and trained on 1,000 images, exported with export_qonnx."""
     import torch
-    from brevitas.export import export_qonnx
     from brevitas_examples.bnn_pynq.models import model_with_cfg
     from brevitas_examples.bnn_pynq.models.FC import FC
 
@@ -202,19 +201,30 @@ def brevitas_model(request, mnist_test, tmp_path_factory):
     else:
         model, _ = model_with_cfg(request.param, pretrained=False)
     images, labels = mnist_test  # stand-in training data: the test only needs trained statistics
+    x = torch.from_numpy(images.copy()).float().unsqueeze(1) / 255
+    path = tmp_path_factory.mktemp("brevitas") / f"{request.param}.onnx"
+    return _train_and_export(model, x, labels, 1000, path)
+
+
+def _train_and_export(model, x, labels, n_train: int, path):
+    """Adam steps on batches of 100 of the first `n_train` images (trained batch-norm statistics), then
+    `export_qonnx` to `path`; (path, the model's own outputs on every image of x)."""
+    import torch
+    from brevitas.export import export_qonnx
+
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     model.train()
-    for s in range(0, 1000, 100):
-        x = torch.from_numpy(images[s : s + 100].copy()).float().unsqueeze(1) / 255
-        loss = torch.nn.functional.cross_entropy(model(x), torch.from_numpy(labels[s : s + 100].astype(np.int64)))
+    for s in range(0, n_train, 100):
+        loss = torch.nn.functional.cross_entropy(
+            model(x[s : s + 100]), torch.from_numpy(labels[s : s + 100].astype(np.int64))
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
-    path = tmp_path_factory.mktemp("brevitas") / f"{request.param}.onnx"
-    export_qonnx(model, torch.zeros(1, 1, 28, 28), str(path))
+    export_qonnx(model, torch.zeros(1, *x.shape[1:]), str(path))
     with torch.no_grad():
-        outputs = model(torch.from_numpy(images.copy()).float().unsqueeze(1) / 255).numpy()
+        outputs = model(x).numpy()
     return path, outputs
 
 
@@ -260,28 +270,13 @@ def brevitas_cnv(request, cifar_test, tmp_path_factory):
     """A Brevitas bnn_pynq CNV network, seeded, two Adam steps on CIFAR-10 images (trained batch-norm
     statistics), exported with export_qonnx; its own outputs on 200 images."""
     import torch
-    from brevitas.export import export_qonnx
     from brevitas_examples.bnn_pynq.models import model_with_cfg
 
     torch.manual_seed(0)
     model, _ = model_with_cfg(request.param, pretrained=False)
     images, labels = cifar_test
     x = torch.from_numpy(images[:200].copy()).permute(0, 3, 1, 2).float() / 255  # NCHW, 0..1
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    model.train()
-    for s in range(0, 200, 100):
-        loss = torch.nn.functional.cross_entropy(
-            model(x[s : s + 100]), torch.from_numpy(labels[s : s + 100].astype(np.int64))
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    path = tmp_path_factory.mktemp("brevitas-cnv") / f"{request.param}.onnx"
-    export_qonnx(model, torch.zeros(1, 3, 32, 32), str(path))
-    with torch.no_grad():
-        outputs = model(x).numpy()
-    return path, outputs
+    return _train_and_export(model, x, labels, 200, tmp_path_factory.mktemp("brevitas-cnv") / f"{request.param}.onnx")
 
 
 def test_brevitas_cnv_models_run_here_bit_exact(brevitas_cnv, cifar_test, runtime):
