@@ -6,7 +6,8 @@
 #
 # FINN_TREE: a checkout of Xilinx/finn (tested at 39f0c9a); QONNX_TREE: qonnx at the commit FINN's
 # fetch-repos.sh pins (QONNX_COMMIT, fd61cfe for 39f0c9a). IMAGES: MNIST test images per network
-# (default 3: FINN's python execution takes seconds per image). NETWORKS: default lfcW1A1 lfcW1A2.
+# (default 3: FINN's python execution takes seconds per image). NETWORKS: default lfcW1A1 lfcW1A2; the cnv
+# ones take CIFAR-10 images from $BNN_CIFAR (default ../shared/data/cifar10/test_batch_first932.bin).
 # Builds a venv in $BNN_FINN_VENV (default .finn-venv) with what FINN's front end needs at the
 # versions it pins (onnx 1.17.0, numpy 1.26), pyverilator stubbed (only its simulations need it;
 # none runs here). Writes the exports with the project's own Python ($PYTHON, default .venv/bin/python).
@@ -14,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 finn=$(realpath "$1") qonnx=$(realpath "$2") images=${3:-3}
@@ -56,6 +57,7 @@ PY
 
 # Our exports and our scores, written by the project's own environment.
 "$python" - "$work" "$images" "${networks[@]}" <<'PY'
+import os
 import sys
 from pathlib import Path
 
@@ -63,15 +65,23 @@ import numpy as np
 
 import bnn
 import bnn.datasets
+import bnn.formats.cifar
 from bnn.formats.qonnx import write_qonnx
 
 out, n, networks = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 for network in networks:
-    clf = bnn.Classifier(network, "mnist")
-    images = bnn.idx.read_images(bnn.datasets.mnist_file("t10k-images-idx3-ubyte"))[:n]  # --data: BNN_DATA
-    write_qonnx(clf.params, out / f"{network}.onnx", input_shape=(1, 784))
-    np.savez(out / f"{network}.npz", images=images.reshape(n, 1, 784), scores=clf.infer(images).scores)
-    print(f"{network}: exported ({clf.params.source}), our scores of {n} MNIST test images kept", flush=True)
+    if network.startswith("cnv"):  # CIFAR-10 images, NCHW raw pixels as the export takes them
+        clf = bnn.Classifier(network, "cifar10")
+        images = bnn.formats.cifar.read_batch(os.environ.get("BNN_CIFAR", "../shared/data/cifar10/test_batch_first932.bin"))[0][:n]
+        write_qonnx(clf.params, out / f"{network}.onnx", input_shape=(1, 3, 32, 32))
+        taken, what = images.transpose(0, 3, 1, 2).reshape(n, 1, 3, 32, 32), "CIFAR-10"
+    else:
+        clf = bnn.Classifier(network, "mnist")
+        images = bnn.idx.read_images(bnn.datasets.mnist_file("t10k-images-idx3-ubyte"))[:n]  # --data: BNN_DATA
+        write_qonnx(clf.params, out / f"{network}.onnx", input_shape=(1, 784))
+        taken, what = images.reshape(n, 1, 784), "MNIST"
+    np.savez(out / f"{network}.npz", images=taken, scores=clf.infer(images).scores)
+    print(f"{network}: exported ({clf.params.source}), our scores of {n} {what} test images kept", flush=True)
 PY
 echo "FINN $(git -C "$finn" rev-parse --short HEAD 2>/dev/null || echo "tree $finn"), qonnx $(git -C "$qonnx" rev-parse --short HEAD 2>/dev/null || echo "tree $qonnx")"
 PYTHONPATH="$finn/src:$qonnx/src:$stub" FINN_ROOT="$finn" "$venv/bin/python" tools/finn_flow.py "$work" "${networks[@]}"

@@ -239,7 +239,9 @@ def _cnv_to_qonnx(params: ParamSet, *, topk: bool, batch: int):
             chain += [("Add", const(f"mw{i}", float(layer.mw)), f"dot{i}_offset"), ("Mul", const("half", 0.5), "")]
         y = x
         for step, (op, operand, name) in enumerate(chain):
-            y = node(op, [y, operand], name if step < len(chain) - 1 else "scores" if i == last else f"acc{i}")
+            # A Conv states its geometry (FINN's LowerConvsToMatMul reads every attribute).
+            attrs = _conv_attributes(layer.conv.kernel) if op == "Conv" else {}
+            y = node(op, [y, operand], name if step < len(chain) - 1 else "scores" if i == last else f"acc{i}", **attrs)
         if i == last:
             break
         mean, scale = _threshold_norm(layer.effective_thresholds())
@@ -252,10 +254,15 @@ def _cnv_to_qonnx(params: ParamSet, *, topk: bool, batch: int):
             quant = [y, "unit", "zero", const("bits2", 2.0)]
             x = node("Quant", quant, f"out{i}", QONNX_DOMAIN, signed=1, narrow=1, rounding_mode="ROUND")
         if layer.conv is not None and layer.conv.pool:
-            x = node("MaxPool", [x], f"pool{i}", kernel_shape=[2, 2], strides=[2, 2])
+            x = node("MaxPool", [x], f"pool{i}", kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 0, 0], ceil_mode=0)
         if layer.conv is not None:
             fmap = (layer.mh, layer.conv.out_size, layer.conv.out_size)
     return _model(params, nodes, inits, shapes, batch, n_classes, topk, (batch, channels, size, size), {})
+
+
+def _conv_attributes(kernel: int) -> dict:
+    """A BNN-PYNQ convolution's ONNX attributes: kernel x kernel, stride 1, no padding, one group."""
+    return {"kernel_shape": [kernel, kernel], "strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1], "group": 1}
 
 
 def _model(params, nodes, inits, shapes, batch, n_classes, topk, input_shape, record: dict):
