@@ -134,9 +134,9 @@ def run_benchmarks(
     runs = 3 if quick else 5
     threads = native.default_threads()
     rows, latency, bounds = [], {}, {}
+    flat = np.ascontiguousarray(images.reshape(len(images), 784))
     for network in LFC_NETWORKS:
         folder = Path(params_dir) / network if params_dir else find_params(network, "mnist")
-        flat = np.ascontiguousarray(images.reshape(len(images), 784))
         _network_rows(read_params(folder, network), flat, runs, quick, baselines, log, rows, bounds, latency)
     cnv_images = 0
     if cifar_batch is not None:

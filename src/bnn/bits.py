@@ -61,6 +61,7 @@ __all__ = [
     "accumulator_thresholds",
     "accumulators",
     "activate",
+    "cnv_accumulators",
     "cnv_pixel_values",
     "decide",
     "dot_thresholds",
@@ -144,6 +145,19 @@ def accumulators(dot: np.ndarray, mw: int, activation_bits: int) -> np.ndarray:
     compute the W1A1 count directly).
     """
     return (dot + mw) // 2 if activation_bits == 1 else dot
+
+
+def cnv_accumulators(dot, index: int, n_layers: int, mw: int, activation_bits: int):
+    """A CNV layer's hardware accumulators from its dot products (numpy arrays or torch tensors).
+
+    Layer 0 sums 8-bit fixed-point pixels: its ap_fixed<24,16> accumulator holds 2 dot (1/256 units).
+    The last layer has no activation: its accumulators, wrapped to 16 bits, are the scores (their bits:
+    score > 0). The others are `accumulators`.
+    """
+    if index == 0:
+        return 2 * dot
+    acc = accumulators(dot, mw, activation_bits)
+    return wrap(acc, 16) if index == n_layers - 1 else acc
 
 
 def dot_thresholds(thresholds: np.ndarray, mw: int, activation_bits: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bits import accumulators, activate, cnv_pixel_values, decide, input_values, max_pool, windows, wrap
+from ..bits import accumulators, activate, cnv_accumulators, cnv_pixel_values, decide, input_values, max_pool, windows
 from ..paramset import ParamSet
 from .base import Outputs
 
@@ -83,12 +83,9 @@ class ReferenceRuntime:
                 dot = (windows(x, conv.kernel) @ weights).astype(np.int32)  # (N, oh, ow, MH)
             else:
                 dot = (x.reshape(len(x), layer.mw) @ weights).astype(np.int32)  # feature maps flattened HWC
-            if i == 0:
-                acc = 2 * dot  # 8-bit fixed-point pixels: the sum in 1/256 units, as ap_fixed<24,16> holds it
-            else:
-                acc = accumulators(dot, layer.mw, self.params.activation_bits)
-            if i == len(layers) - 1:
-                acc = wrap(acc, 16).astype(np.int32)  # no activation: the 16-bit accumulators are the scores
+            acc = cnv_accumulators(dot, i, len(layers), layer.mw, self.params.activation_bits)
+            if i == len(layers) - 1:  # no activation: the accumulators are the scores
+                acc = acc.astype(np.int32)
                 yield acc, acc, acc > 0
                 return
             values, bits = activate(acc, thresholds)

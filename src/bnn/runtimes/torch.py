@@ -38,12 +38,12 @@ from ..bits import (
     PIXEL_THRESHOLD,
     accumulators,
     activate,
+    cnv_accumulators,
     cnv_pixel_values,
     decide,
     max_pool,
     pixel_values,
     windows,
-    wrap,
 )
 from ..errors import MissingExtraError, UnknownNameError
 from ..paramset import PIXELS, ParamSet
@@ -240,10 +240,9 @@ class TorchRuntime:
                 dot = self._product(rows.reshape(-1, rows.shape[-1]), layer).reshape(*rows.shape[:3], layer["n"])
             else:
                 dot = self._product(x.reshape(n, layer["mw"]), layer)
-            # Layer 0 sums 8-bit fixed-point pixels: its accumulator holds 2 dot (1/256 units).
-            acc = 2 * dot if i == 0 else accumulators(dot, layer["mw"], self._bits)
-            if i == len(self._layers) - 1:
-                acc = wrap(acc, 16).to(torch.int32)  # no activation: the 16-bit accumulators are the scores
+            acc = cnv_accumulators(dot, i, len(self._layers), layer["mw"], self._bits)
+            if i == len(self._layers) - 1:  # no activation: the accumulators are the scores
+                acc = acc.to(torch.int32)
                 return acc[:, :c], acc[:, :c] > 0
             values, _ = activate(acc, layer["thresholds"])
             if conv is not None and conv.pool:
