@@ -16,7 +16,7 @@ from conftest import (
     random_params,
     runtime_ids,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import bnn
@@ -398,6 +398,10 @@ def test_cnv_original_sets_on_cifar(cifar_test, runtime, network, correct):
     n=st.sampled_from([0, 1, 2, 5, 9]),
     rule=st.sampled_from(["positive_max", "argmax", "highest_bit"]),
 )
+# Batches that reach the sliced kernels' blocks (256 or 512 images): a partial block alone, and a
+# whole block of 256 with a rest on the per-image path or in a partial block of 512.
+@example(seed=1, size=10, channels=(3, 70, 13), pool_first=True, fc=(17,), n=300, rule="argmax")
+@example(seed=2, size=8, channels=(1, 64), pool_first=False, fc=(), n=130, rule="positive_max")
 def test_cnv_random_geometries(runtime, network, seed, size, channels, pool_first, fc, n, rule):
     # Every runtime against the reference on convolutions of any width, pools of 1- or 3-level maps,
     # 2-bit weights of every value (-2 included), batches around the native tile of 4 images.

@@ -85,6 +85,11 @@ struct Sliced {
         return y;
     }
 
+    // Column j's (plane 0) vector.
+    static const std::uint64_t* column(const SlicedView& L, const std::uint64_t* in, int j) {
+        return in + static_cast<std::size_t>(L.sources ? L.sources[j] : static_cast<std::uint32_t>(j)) * kWords;
+    }
+
     // The chunk's table: for triple t and weight pattern p (bit k = weight of column 3t + k),
     // entry t*8 + p = (sum, carry) of the three counted vectors. Columns at or past mw count 0.
     static void build_table(const SlicedView& L, const std::uint64_t* in, int chunk, V* table) {
@@ -97,12 +102,13 @@ struct Sliced {
                     variant[k][0] = variant[k][1] = Ops::zero();
                     continue;
                 }
-                const V a = Ops::load(in + static_cast<std::size_t>(j) * kWords);
+                const std::uint64_t* x = column(L, in, j);
+                const V a = Ops::load(x);
                 if (L.in_planes == 1) {
                     variant[k][0] = a;
                     variant[k][1] = Ops::andnot(a, Ops::ones());
                 } else {  // a is m; s follows one plane later
-                    const V s = Ops::load(in + plane + static_cast<std::size_t>(j) * kWords);
+                    const V s = Ops::load(x + plane);
                     variant[k][0] = Ops::and_(a, s);
                     variant[k][1] = Ops::andnot(s, a);
                 }
@@ -156,7 +162,7 @@ struct Sliced {
     static void count_active(const SlicedView& L, const std::uint64_t* in, V* active) {
         for (int b = 0; b < L.count_planes; ++b) active[b] = Ops::zero();
         for (int j = 0; j < L.mw; ++j) {
-            V carry = Ops::load(in + static_cast<std::size_t>(j) * kWords);
+            V carry = Ops::load(column(L, in, j));
             for (int b = 0; b < L.count_planes; ++b) {
                 const V next = Ops::and_(active[b], carry);
                 active[b] = Ops::xor_(active[b], carry);

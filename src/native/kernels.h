@@ -36,7 +36,10 @@
 // portable one). Their activations are column-major: a plane of c columns is
 // c vectors of `words` words, bit i of a column's vector = image i of the
 // block. The same bits and planes as above, transposed; limits are the
-// LayerView's.
+// LayerView's. A convolution runs one sliced layer per output pixel: its
+// input is the sliced feature map [pixel][plane][64 * slot columns][words],
+// the window's column j being vector sources[j] from the window's first pixel
+// (the plane-1 vector in_columns vectors later).
 //
 // A convolutional network's layer 0 (conv8.h) takes the image's 8-bit pixels
 // (HWC, the values of src/bnn/bits.py cnv_pixel_values) and writes, per
@@ -74,11 +77,12 @@ constexpr int triples_per_chunk(int words) { return kSliceTableBytes / (8 * 2 * 
 
 struct SlicedView {
     const std::uint16_t* offsets;  // [chunks][mh][triples per chunk]: byte offset of each neuron's entry
+    const std::uint32_t* sources;  // [mw]: column j's vector in `in`, or null: vector j
     const std::int32_t* limits;    // [out_planes][limit_stride], as LayerView's
     int limit_stride;
     int mw, mh;                    // inputs and neurons
     int in_planes, out_planes;     // 1 or 2 each
-    int in_columns, out_columns;   // columns per plane in the buffers, from 64 * K and 64 * out_K
+    int in_columns, out_columns;   // vectors from a column's plane 0 to its plane 1, in and out
     int chunks;                    // ceil(ceil(mw / 3) / triples_per_chunk(words))
     int count_planes;              // bits of a count up to mw: 5 + bits of mw / 32
 };

@@ -19,6 +19,9 @@ namespace {
 constexpr std::size_t kTile = 72;  // a multiple of the AVX-512 kernel's 6-image block
 constexpr std::size_t kConvRows = 64;
 constexpr std::size_t kConvTile = 4;  // images per work item of a convolutional network (~1 ms)
+// A convolutional network's last images go into a partial sliced block when they are at least
+// 1 / kPartialBlock of a block: a block costs the same whatever its count.
+constexpr std::size_t kPartialBlock = 4;
 constexpr int kMaxThreads = 256;  // far above any core count this runs on; bounds threads and scratch
 constexpr std::size_t kAlignWords = 8;  // 64 bytes
 constexpr std::int32_t kNever = 1 << 28;  // beyond any popcount of any layer
@@ -260,9 +263,14 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
                       in.mw, blocks, in.nt, 256 * in.mw >= 32768};
             L.view.out_K = blocks;
         }
-        if (kernel_.sliced && !last && !fixed_point_) {
+        if (kernel_.sliced && !last && !conv8) {
+            // The sliced layer's binary columns: copy r of column j is column r * mw + j (copy_bit).
+            const int columns = L.copies * in.mw;
+            const auto bit = [&](int n, int j) {
+                return copy_bit(in.weights[static_cast<std::size_t>(n) * in.mw + j % in.mw], j / in.mw, L.copies);
+            };
             // Each neuron's table entry per input triple: the pattern of its three weights (bitslice.h).
-            const int triples = (in.mw + 2) / 3;
+            const int triples = (columns + 2) / 3;
             const int per_chunk = kernels::triples_per_chunk(kernel_.slice_words);
             const int chunks = (triples + per_chunk - 1) / per_chunk;
             const std::size_t entry_bytes = 2 * 8 * static_cast<std::size_t>(kernel_.slice_words);
@@ -273,13 +281,20 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
                         int pattern = 0;
                         for (int k = 0; k < 3; ++k) {
                             const int j = 3 * (c * per_chunk + t) + k;
-                            if (j < in.mw && in.weights[static_cast<std::size_t>(n) * in.mw + j] > 0) pattern |= 1 << k;
+                            if (j < columns && bit(n, j)) pattern |= 1 << k;
                         }
                         L.offsets[(static_cast<std::size_t>(c) * in.mh + n) * per_chunk + t] =
                             static_cast<std::uint16_t>((t * 8 + pattern) * entry_bytes);
                     }
-            L.sliced = {L.offsets.data(), L.limits.data(), neurons, in.mw, in.mh, in_planes, out_planes,
-                        64 * K, 64 * L.view.out_K, chunks, 5 + bit_length(in.mw >> 5)};
+            // A window's column (ky, kx, ch) in the sliced map [pixel][plane][64 slot][words] (kernels.h).
+            if (L.gather)
+                for (int j = 0; j < columns; ++j) {
+                    const int c = j % in.mw, pixel = c / in.channels, ch = c % in.channels;
+                    const int ky = pixel / in.kernel, kx = pixel % in.kernel;
+                    L.sources.push_back(static_cast<std::uint32_t>((ky * in.size + kx) * in_planes * 64 * L.slot + ch));
+                }
+            L.sliced = {L.offsets.data(), nullptr, L.limits.data(), neurons, columns, in.mh, in_planes, out_planes,
+                        64 * L.slot, 64 * L.view.out_K, chunks, 5 + bit_length(columns >> 5)};
         }
         layers_.push_back(std::move(L));
         if (last) last_thresholds_.assign(in.thresholds, in.thresholds + in.mh);
@@ -291,6 +306,7 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
         L.view.weights = L.weights.data;
         L.view.limits = L.limits.data();
         L.sliced.offsets = L.offsets.data();
+        L.sliced.sources = L.sources.empty() ? nullptr : L.sources.data();
         L.sliced.limits = L.limits.data();
     }
     if (n_classes < 1 || n_classes > layers.back().mh)
@@ -472,13 +488,18 @@ std::size_t Network::row_words() const {
 
 void Network::run_image(const std::uint8_t* image, Rule rule, const Outputs& out, std::size_t index,
                         Scratch& scratch) const {
-    // Each layer runs over the rows of one image's output pixels (784 for CNV's layer 1): the
-    // same kernels as fully connected layers, a row being a window of bit-packed pixels.
     std::uint64_t* map = scratch.a.data();
-    std::uint64_t* next = scratch.b.data();
     kernel_.conv8(conv8_, image, map, scratch.conv8.data());
     if (layers_[0].pool) pool_in_place(map, conv8_.size - conv8_.kernel + 1, conv8_.out_planes, conv8_.blocks);
-    for (std::size_t l = 1; l < layers_.size(); ++l) {
+    run_map(map, 1, rule, out, index, scratch);
+}
+
+void Network::run_map(std::uint64_t* map, std::size_t from, Rule rule, const Outputs& out, std::size_t index,
+                      Scratch& scratch) const {
+    // Each layer runs over the rows of one image's output pixels (784 for CNV's layer 1): the
+    // same kernels as fully connected layers, a row being a window of bit-packed pixels.
+    std::uint64_t* next = map == scratch.a.data() ? scratch.b.data() : scratch.a.data();
+    for (std::size_t l = from; l < layers_.size(); ++l) {
         const Layer& L = layers_[l];
         const auto& v = L.view;
         const std::size_t n = static_cast<std::size_t>(L.size - L.window + 1) * (L.size - L.window + 1);
@@ -502,6 +523,64 @@ void Network::run_image(const std::uint8_t* image, Rule rule, const Outputs& out
                           next + r * out_stride, nullptr);
         if (L.pool) pool_in_place(next, L.size - L.window + 1, v.out_planes, v.out_K);
         std::swap(map, next);
+    }
+}
+
+std::size_t Network::image_map_words(std::size_t l) const {
+    const Layer& L = layers_[l];
+    return static_cast<std::size_t>(L.size) * L.size * L.view.in_planes * L.slot;
+}
+
+std::size_t Network::sliced_map_words() const {
+    std::size_t s = 0;
+    for (std::size_t l = 1; l < layers_.size(); ++l) {
+        const Layer& L = layers_[l];
+        const std::size_t side = static_cast<std::size_t>(L.size - L.window + 1);
+        s = std::max(s, image_map_words(l));
+        s = std::max(s, side * side * L.view.out_planes * L.view.out_K);
+    }
+    return s * 64 * static_cast<std::size_t>(kernel_.slice_words);
+}
+
+void Network::run_conv_block(const std::uint8_t* images, std::size_t count, Rule rule, const Outputs& out,
+                             std::size_t first, Scratch& scratch) const {
+    // A block of images (count of them, the rest zero) through the convolutional network: layer 0
+    // per image on its 8-bit pixels, every hidden layer sliced over the block, one sliced layer per
+    // output pixel reading the window's columns in place; the last layer per image on rows.
+    const std::size_t n = block_images();
+    const int words = kernel_.slice_words;
+    const std::size_t K0 = image_map_words(1), Kf = image_map_words(layers_.size() - 1);
+    std::uint64_t* rows = scratch.block_rows.data;
+    for (std::size_t i = 0; i < count; ++i) {
+        kernel_.conv8(conv8_, images + i * pixels_, scratch.a.data(), scratch.conv8.data());
+        if (layers_[0].pool) pool_in_place(scratch.a.data(), conv8_.size - conv8_.kernel + 1, conv8_.out_planes, conv8_.blocks);
+        std::copy(scratch.a.data(), scratch.a.data() + K0, rows + i * K0);
+    }
+    std::fill(rows + count * K0, rows + n * K0, 0);
+    std::uint64_t* map = scratch.sliced_a.data;
+    std::uint64_t* next = scratch.sliced_b.data;
+    transpose_block(rows, map, 1, static_cast<int>(K0), words, true);  // [pixel][plane][slot] -> sliced
+    for (std::size_t l = 1; l + 1 < layers_.size(); ++l) {
+        const Layer& L = layers_[l];
+        const auto& v = L.sliced;
+        const int side = L.size - L.window + 1;
+        const std::size_t in_pixel = static_cast<std::size_t>(v.in_planes) * v.in_columns * words;
+        const std::size_t plane = static_cast<std::size_t>(v.out_columns) * words, out_pixel = v.out_planes * plane;
+        for (int y = 0; y < side; ++y)
+            for (int x = 0; x < side; ++x) {
+                std::uint64_t* to = next + (static_cast<std::size_t>(y) * side + x) * out_pixel;
+                kernel_.sliced(v, map + (static_cast<std::size_t>(y) * L.size + x) * in_pixel, to, scratch.sliced_work.data);
+                // The next layer's rows read whole words: columns past mh are zero, as on rows.
+                for (int q = 0; q < v.out_planes; ++q)
+                    std::fill(to + q * plane + static_cast<std::size_t>(v.mh) * words, to + (q + 1) * plane, 0);
+            }
+        if (L.pool) pool_in_place(next, side, v.out_planes, plane);
+        std::swap(map, next);
+    }
+    transpose_block(map, rows, 1, static_cast<int>(Kf), words, false);
+    for (std::size_t i = 0; i < count; ++i) {
+        std::copy(rows + i * Kf, rows + (i + 1) * Kf, scratch.a.data());
+        run_map(scratch.a.data(), layers_.size() - 1, rule, out, first + i, scratch);
     }
 }
 
@@ -534,11 +613,15 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, Rule r
     if (n == 0) return;
     // Whole blocks go to the sliced layers (when the kernel has them and there is a hidden layer),
     // the rest in tiles: a small batch never waits for a block. A convolutional network's tiles are
-    // a few images, each run alone through every layer.
-    const std::size_t block = kernel_.sliced && layers_.size() > 1 && !fixed_point_ ? block_images() : 0;
+    // a few images, each run alone through every layer; its rest goes into one more, partial block
+    // when that is faster than running the images alone.
+    const std::size_t hidden = fixed_point_ ? 2 : 1;  // layers before the first sliced one, + 1
+    const std::size_t block = kernel_.sliced && layers_.size() > hidden ? block_images() : 0;
     const std::size_t tile = fixed_point_ ? kConvTile : kTile;
-    const std::size_t blocks = block ? n / block : 0;
-    const std::size_t sliced_images = blocks * block, rest = n - sliced_images;
+    std::size_t blocks = block ? n / block : 0;
+    std::size_t sliced_images = blocks * block;
+    if (block && fixed_point_ && (n - sliced_images) * kPartialBlock >= block) ++blocks, sliced_images = n;
+    const std::size_t rest = n - sliced_images;
     const std::size_t tiles = (rest + tile - 1) / tile, items = blocks + tiles;
     // One worker per block or tile at most, and never more than kMaxThreads (each costs a thread and its
     // scratch); the Python layer caps `threads` to the cores the process may use before it gets here.
@@ -561,14 +644,20 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, Rule r
         s.active.assign(fixed_point_ ? row_words() : rows, 0);
         if (fixed_point_) s.rows.assign(row_words(), 0), s.conv8.assign(kernels::conv8_scratch_words(conv8_), 0);
         if (blocks) {
-            s.sliced_a.assign(sliced_words());
-            s.sliced_b.assign(sliced_words());
+            s.sliced_a.assign(fixed_point_ ? sliced_map_words() : sliced_words());
+            s.sliced_b.assign(fixed_point_ ? sliced_map_words() : sliced_words());
             s.sliced_work.assign(work_words);
+            if (fixed_point_)
+                s.block_rows.assign(block * std::max(image_map_words(1), image_map_words(layers_.size() - 1)));
         }
     }
     std::atomic<std::size_t> next_item{0};
     auto work = [&](Scratch& s) {
         for (std::size_t t; (t = next_item.fetch_add(1)) < items;) {
+            if (t < blocks && fixed_point_) {
+                run_conv_block(images + t * block * pixels_, std::min(block, n - t * block), rule, out, t * block, s);
+                continue;
+            }
             if (t < blocks) {
                 run_block(images + t * block * pixels_, rule, out, t * block, s);
                 continue;

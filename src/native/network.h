@@ -82,6 +82,7 @@ private:
         int size = 1, window = 1, slot = 0, copies = 1, out_side = 1;
         bool pool = false, gather = false;
         std::vector<std::uint16_t> offsets;  // the sliced layer's (hidden layers, sliced kernels only)
+        std::vector<std::uint32_t> sources;  // its window's columns in the sliced map (none: in order)
         kernels::SlicedView sliced{};
     };
     struct Scratch {  // per worker thread
@@ -89,6 +90,7 @@ private:
         std::vector<std::int32_t> counts;  // last layer's popcounts
         std::vector<std::int32_t> active;  // popcount(m) per image, for two-plane inputs
         AlignedWords sliced_a, sliced_b, sliced_work;  // sliced blocks only
+        AlignedWords block_rows;           // a convolutional block's maps as rows, an image each
         std::vector<std::uint64_t> rows;   // a convolution's gathered windows, a row per output pixel
         std::vector<std::int32_t> conv8;   // layer 0's pixel values and window (8-bit pixels only)
     };
@@ -98,6 +100,12 @@ private:
                    Scratch& scratch) const;
     void run_image(const std::uint8_t* image, Rule rule, const Outputs& out, std::size_t index,
                    Scratch& scratch) const;
+    void run_map(std::uint64_t* map, std::size_t from, Rule rule, const Outputs& out, std::size_t index,
+                 Scratch& scratch) const;
+    void run_conv_block(const std::uint8_t* images, std::size_t count, Rule rule, const Outputs& out,
+                        std::size_t first, Scratch& scratch) const;
+    std::size_t image_map_words(std::size_t layer) const;
+    std::size_t sliced_map_words() const;
     void pack_input(const std::uint8_t* images, std::size_t n, Scratch& scratch) const;
     void run_layers(std::size_t from, std::size_t n, Rule rule, const Outputs& out, std::size_t first,
                     Scratch& scratch) const;
