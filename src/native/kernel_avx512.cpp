@@ -13,7 +13,7 @@
 #include <immintrin.h>
 
 #include "bitslice.h"
-#include "conv8.h"
+#include "conv8_pairs.h"
 #include "kernels.h"
 #include "probe.h"
 
@@ -194,7 +194,7 @@ void pack_avx512(const std::uint8_t* images, std::size_t n, std::size_t pixels, 
 }
 
 void conv8_avx512(const Conv8View& v, const std::uint8_t* image, std::uint64_t* out, std::int32_t* scratch) {
-    conv8_any(v, image, out, scratch);
+    conv8_x86(v, image, out, scratch);
 }
 
 }  // namespace bnn::kernels

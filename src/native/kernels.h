@@ -108,6 +108,11 @@ struct Conv8View {
     int blocks;                        // ceil(mh / 64): output words per plane
     int out_planes;                    // 1 or 2 (m and s, kernels.h)
     bool wide;                         // int32 sums: the largest |dot| may not fit in int16
+    // For x86's pairs of columns (conv8_pairs.h), or null: weights [blocks][kernel][pairs][64][2]
+    // int8 (pairs = ceil(kernel * channels / 2) per window row), limits + 128 sum(w) as int16 [out_planes][blocks * 64], pixel bytes u = value + 128 [256].
+    const std::int8_t* pair_weights = nullptr;
+    const std::int16_t* pair_limits = nullptr;
+    const std::uint8_t* pixel_bytes = nullptr;
 };
 // image: size * size * channels bytes; out: one row of out_planes * blocks words per output pixel;
 // scratch: conv8_scratch_words(layer) int32s.

@@ -261,6 +261,28 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
             // |dot| <= 128 * 2 * mw: int16 sums while that stays below 2^15.
             conv8_ = {conv8_weights_.data(), conv8_limits_.data(), conv8_limits16_.data(), pixel_values_.data(), in.size, in.channels, in.kernel,
                       in.mw, blocks, in.nt, 256 * in.mw >= 32768};
+            // x86's pairs of columns (conv8_pairs.h) sum u = value + 128 times w: |u w| <= 510 per column.
+            if (510 * in.mw < 32768) {
+                const int span = in.kernel * in.channels, row_pairs = (span + 1) / 2, pairs = in.kernel * row_pairs;
+                conv8_pair_weights_.assign(static_cast<std::size_t>(blocks) * pairs * 2 * B, 0);
+                std::vector<std::int64_t> sum_w(static_cast<std::size_t>(blocks) * B, 0);
+                for (int n = 0; n < in.mh; ++n)
+                    for (int c = 0; c < in.mw; ++c) {
+                        const int w = in.weights[static_cast<std::size_t>(n) * in.mw + c];
+                        const int pair = c / span * row_pairs + c % span / 2;
+                        conv8_pair_weights_[((static_cast<std::size_t>(n / B) * pairs + pair) * B + n % B) * 2 + c % span % 2] = static_cast<std::int8_t>(w);
+                        sum_w[n] += w;
+                    }
+                conv8_pair_limits_.resize(conv8_limits_.size());
+                for (std::size_t i = 0; i < conv8_limits_.size(); ++i)
+                    conv8_pair_limits_[i] = static_cast<std::int16_t>(
+                        std::clamp<std::int64_t>(conv8_limits_[i] + 128 * sum_w[i % sum_w.size()], -32768, 32767));
+                pixel_bytes_.resize(256);
+                for (int p = 0; p < 256; ++p) pixel_bytes_[p] = static_cast<std::uint8_t>(pixel_values_[p] + 128);
+                conv8_.pair_weights = conv8_pair_weights_.data();
+                conv8_.pair_limits = conv8_pair_limits_.data();
+                conv8_.pixel_bytes = pixel_bytes_.data();
+            }
             L.view.out_K = blocks;
         }
         if (kernel_.sliced && !last && !conv8) {

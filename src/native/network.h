@@ -127,6 +127,9 @@ private:
     bool fixed_point_ = false;
     std::vector<std::int16_t> conv8_weights_, conv8_limits16_, pixel_values_;
     std::vector<std::int32_t> conv8_limits_;
+    std::vector<std::int8_t> conv8_pair_weights_;
+    std::vector<std::int16_t> conv8_pair_limits_;
+    std::vector<std::uint8_t> pixel_bytes_;
     kernels::Conv8View conv8_{};
     int n_classes_ = 0, pixels_ = 0, score_bits_ = 0;
 };
