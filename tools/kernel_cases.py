@@ -6,8 +6,9 @@ and tools/check_avx512.sh: parameter sets, images and the numpy reference's clas
 Cases: random LFC geometries (hidden widths 16-256, 1 to 5 hidden layers, inputs not a multiple of
 64, both activations and decision rules, 1-bit and 3-level pixels, batches from 1 to 600 images, so
 that whole bit-sliced blocks are reached), random CNV geometries (W1A1, W1A2, W2A2 with every 2-bit
-weight, channels that fill one word, two, or part of one, pools) and, when ../shared is there, the
-MNIST test set with both original LFC sets and 100 CIFAR-10 images with the three original CNV sets.
+weight, channels that fill one word, two, or part of one, pools, batches that reach whole and partial sliced
+blocks) and, when ../shared is there, the MNIST test set with both original LFC sets and 140 CIFAR-10
+images with the three original CNV sets.
 """
 
 import dataclasses
@@ -63,8 +64,8 @@ for i, (network, hidden, classes, mw0, n, pixels) in enumerate(
     write_case(f"random{i}", params, images, ("argmax", "highest_bit")[i % 2])
 for i, (network, size, channels, pools, fc, n) in enumerate(
     [
-        ("cnvW1A1", 8, (3, 64, 70), (False, True), (24,), 9),
-        ("cnvW1A2", 10, (3, 13, 64), (True, False), (), 5),
+        ("cnvW1A1", 8, (3, 64, 70), (False, True), (24,), 300),  # sliced: a block of 256 and a rest
+        ("cnvW1A2", 10, (3, 13, 64), (True, False), (), 600),  # a block of 512 and a partial one
         ("cnvW2A2", 8, (3, 70, 8), (False, True), (17,), 6),
         ("cnvW2A2", 6, (1, 3), (True,), (65, 8), 1),
         ("cnvW1A2", 5, (70, 8), (False,), (), 3),  # 630 columns into layer 0: int32 sums
@@ -78,7 +79,7 @@ if (MNIST / "t10k-images-idx3-ubyte.gz").exists():
     for network in ("lfcW1A1", "lfcW1A2"):
         write_case(f"mnist-{network}", bnn.params.read_params(ORIGINAL / network), images, "highest_bit")
 if CIFAR.exists():
-    images = cifar.read_batch(CIFAR)[0][:100].reshape(100, -1)
+    images = cifar.read_batch(CIFAR)[0][:140].reshape(140, -1)  # a partial block for every sliced kernel
     for network in ("cnvW1A1", "cnvW1A2", "cnvW2A2"):
         params = bnn.params.read_params(ORIGINAL_SETS / "cifar10" / network)
         write_case(f"cifar10-{network}", params, images, "positive_max")

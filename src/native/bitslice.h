@@ -158,17 +158,30 @@ struct Sliced {
         return Ops::xor_(at_most(biased, bits, clamped + bias - 1), Ops::ones());
     }
 
-    // The bit-sliced count (planes `planes`) of the m plane: popcount(m) of every image.
+    // The bit-sliced count (count_planes planes) of the m plane: popcount(m) of every image. Eight
+    // columns at a time through carry-save adders (ones, twos, fours in registers), their eights
+    // rippled into the planes above.
     static void count_active(const SlicedView& L, const std::uint64_t* in, V* active) {
         for (int b = 0; b < L.count_planes; ++b) active[b] = Ops::zero();
-        for (int j = 0; j < L.mw; ++j) {
-            V carry = Ops::load(column(L, in, j));
-            for (int b = 0; b < L.count_planes; ++b) {
+        V ones = Ops::zero(), twos = ones, fours = ones;
+        for (int j = 0; j < L.mw; j += 8) {
+            V x[8];
+            for (int k = 0; k < 8; ++k) x[k] = j + k < L.mw ? Ops::load(column(L, in, j + k)) : Ops::zero();
+            V t1, t2, f1, f2, carry;
+            csa(t1, ones, x[0], x[1]);
+            csa(t2, ones, x[2], x[3]);
+            csa(f1, twos, t1, t2);
+            csa(t1, ones, x[4], x[5]);
+            csa(t2, ones, x[6], x[7]);
+            csa(f2, twos, t1, t2);
+            csa(carry, fours, f1, f2);
+            for (int b = 3; b < L.count_planes; ++b) {
                 const V next = Ops::and_(active[b], carry);
                 active[b] = Ops::xor_(active[b], carry);
                 carry = next;
             }
         }
+        active[0] = ones, active[1] = twos, active[2] = fours;  // count_planes >= 5
     }
 
     // The bound of this approach: the layer's inner step over a table in L1 (8 triples, one entry each:
