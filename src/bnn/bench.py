@@ -231,7 +231,8 @@ def _report(rows, latency, bounds, threads, runs, params_dir, memory: str, cifar
         "in this run) times the threads, over the 64-bit weight words one image meets. 'of lookup bound': a "
         "bit-sliced kernel's rate over the bound of its ISA's popcount kernel (avx2-bitslice: avx2's). "
         "A CNV image meets 905,216 weight words (W2A2: twice, its 2-bit weights as two binary rows); "
-        "its layer 0's 8-bit sums are outside the bound.",
+        "its layer 0's 8-bit sums are outside the bound, and a bit-sliced kernel's last block of a batch "
+        "may be partial (932 images: 3 blocks of 256 and one of 164), at the cost of a whole one.",
         "",
         "| network | runtime | kernel | threads | images/s | us/image | vs FPGA | vs PyTorch | exact "
         "| bound | of bound | of lookup bound |",

@@ -5,10 +5,14 @@ Kernels, fastest first: "avx512" (AVX-512 F/BW/VL + VPOPCNTDQ),
 "neon" (aarch64 Advanced SIMD, VCNT), "portable-bitslice", "portable"
 (plain C++). A "-bitslice" kernel runs whole blocks of 256 or 512 images
 through bit-sliced hidden layers (src/native/bitslice.h) and the rest of a
-batch through its ISA's per-image kernel. A CNV network runs image by
-image: layer 0's 8-bit window sums (src/native/conv8.h), then every layer
-as rows of bit-packed windows through the ISA's popcount kernel (a
-"-bitslice" kernel's too), pools on the bit planes. The fastest one this CPU runs is
+batch through its ISA's per-image kernel. A CNV network's layer 0
+takes the image's 8-bit pixels (window sums in int16 vectors,
+src/native/conv8.h; on x86 two columns per VPMADDUBSW, conv8_pairs.h);
+a "-bitslice" kernel then runs whole (or, for a batch's last images,
+partial) blocks of images through bit-sliced convolutions, one sliced
+layer per output pixel reading its window in place, and every other
+kernel runs image by image, each layer as rows of bit-packed windows
+through its popcount kernel; pools work on the bit planes. The fastest one this CPU runs is
 used unless a kernel is named (`bnn.runtimes` says how).
 Inference releases the GIL and runs on `threads` threads (default: every
 core this process may use; more than that is capped to it, as extra
@@ -104,13 +108,10 @@ def _geometries(params: ParamSet) -> list[tuple[int, int, int, bool]]:
 
 
 def bound(kernel: str, params: ParamSet, threads: int = 1, *, seconds: float = 1.0) -> float:
-    """Images/s that `kernel`'s approach allows on this CPU: its inner step (xor, popcount, add) run from
-    registers on one core for `seconds`, times `threads`, over `words_per_image`. Memory, packing and
-    thresholds are left out, so a kernel can only come near it. A convolutional network runs on its
-    ISA's popcount kernel whatever the family ("avx2-bitslice" runs CNV as "avx2" does): that
-    kernel's bound."""
-    if params.spec.convolutional:
-        kernel = kernel.removesuffix("-bitslice")
+    """Images/s that `kernel`'s approach allows on this CPU: its inner step (xor, popcount, add; for a
+    bit-sliced kernel, table reads and carry-save adds) run from registers on one core for `seconds`,
+    times `threads`, over `words_per_image`. Memory, packing, thresholds and a convolutional network's
+    8-bit layer 0 are left out, so a kernel can only come near it."""
     return _require().probe(kernel, seconds) * threads / words_per_image(params)
 
 
