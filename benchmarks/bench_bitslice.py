@@ -7,6 +7,7 @@ the bit-sliced kernel and the lookup kernel on the same images; the report is
 the median over rounds of each rate and of each round's ratios.
 
     python benchmarks/bench_bitslice.py --data ../shared/data/mnist [--rounds 15] [--kernel avx2]
+    python benchmarks/bench_bitslice.py --cifar ../shared/data/cifar10/test_batch_first932.bin --rounds 7  (CNV)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from bnn.classifier import Classifier
 from bnn.datasets import mnist_file
-from bnn.formats import idx
+from bnn.formats import cifar, idx
 from bnn.info import cpu_name
 from bnn.original import fpga_rate
 from bnn.params import find_params, read_params
@@ -38,19 +39,25 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="MNIST folder (default: bnn's search)")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--kernel", default="avx2", help="the lookup kernel; its bit-sliced one is KERNEL-bitslice")
+    parser.add_argument("--cifar", default=None, help="a CIFAR-10 batch file: the CNV sets instead")
     args = parser.parse_args()
     lookup, sliced = args.kernel, f"{args.kernel}-bitslice"
-    images = idx.read_images(mnist_file("t10k-images-idx3-ubyte", args.data)).reshape(-1, 784)
-    images = np.ascontiguousarray(images)
+    if args.cifar:
+        images = cifar.read_batch(args.cifar)[0]
+        networks, dataset, what = ("cnvW1A1", "cnvW1A2", "cnvW2A2"), "cifar10", "CIFAR-10 test images"
+    else:
+        images = idx.read_images(mnist_file("t10k-images-idx3-ubyte", args.data))
+        networks, dataset, what = ("lfcW1A1", "lfcW1A2"), "mnist", "MNIST test images"
+    images = np.ascontiguousarray(images.reshape(len(images), -1))
     threads = native.default_threads()
-    print(f"CPU: {cpu_name()}, {threads} usable cores; {args.rounds} rounds of 10,000 MNIST test images\n")
+    print(f"CPU: {cpu_name()}, {threads} usable cores; {args.rounds} rounds of {len(images):,} {what}\n")
     print(
         f"| network | threads | {lookup} bound | {lookup} kernel | {sliced} kernel | sliced / {lookup} bound "
-        f"| sliced / {lookup} kernel | vs FPGA (356,633) |"
+        f"| sliced / {lookup} kernel | vs FPGA |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for network in ("lfcW1A1", "lfcW1A2"):
-        params = read_params(find_params(network, "mnist"), network)
+    for network in networks:
+        params = read_params(find_params(network, dataset), network)
         for t in sorted({1, threads}):
             fast = Classifier(network, params, "native", kernel=sliced, threads=t)
             slow = Classifier(network, params, "native", kernel=lookup, threads=t)
