@@ -354,10 +354,10 @@ void Network::pack_plane(const std::uint8_t* images, std::size_t n, int threshol
         for (std::size_t k = 0; k < K; ++k) out[i * K + k] = threshold == 0 ? pixel_columns_[k] : 0;
 }
 
-void Network::AlignedWords::assign(std::size_t words) {
-    raw.assign(words + kAlignWords, 0);
-    const auto addr = reinterpret_cast<std::uintptr_t>(raw.data());
-    data = raw.data() + ((64 - addr % 64) % 64) / 8;
+void Network::AlignedWords::assign(std::size_t words, bool zeroed) {
+    raw.reset(zeroed ? new std::uint64_t[words + kAlignWords]() : new std::uint64_t[words + kAlignWords]);
+    const auto addr = reinterpret_cast<std::uintptr_t>(raw.get());
+    data = raw.get() + ((64 - addr % 64) % 64) / 8;
 }
 
 std::size_t Network::sliced_words() const {
@@ -666,11 +666,12 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, Rule r
         s.active.assign(fixed_point_ ? row_words() : rows, 0);
         if (fixed_point_) s.rows.assign(row_words(), 0), s.conv8.assign(kernels::conv8_scratch_words(conv8_), 0);
         if (blocks) {
-            s.sliced_a.assign(fixed_point_ ? sliced_map_words() : sliced_words());
-            s.sliced_b.assign(fixed_point_ ? sliced_map_words() : sliced_words());
-            s.sliced_work.assign(work_words);
+            // Every word of these is written before it is read (transposes, layers, zeroed padding).
+            s.sliced_a.assign(fixed_point_ ? sliced_map_words() : sliced_words(), false);
+            s.sliced_b.assign(fixed_point_ ? sliced_map_words() : sliced_words(), false);
+            s.sliced_work.assign(work_words, false);
             if (fixed_point_)
-                s.block_rows.assign(block * std::max(image_map_words(1), image_map_words(layers_.size() - 1)));
+                s.block_rows.assign(block * std::max(image_map_words(1), image_map_words(layers_.size() - 1)), false);
         }
     }
     std::atomic<std::size_t> next_item{0};

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -65,11 +66,12 @@ public:
     int pixels() const { return pixels_; }
 
 private:
-    // Words from a 64-byte boundary on.
+    // Words from a 64-byte boundary on: zeroed, or (scratch that is written before it is read) left
+    // untouched, so that its pages are first touched by the worker thread that uses them.
     struct AlignedWords {
-        std::vector<std::uint64_t> raw;
+        std::unique_ptr<std::uint64_t[]> raw;
         std::uint64_t* data = nullptr;
-        void assign(std::size_t words);
+        void assign(std::size_t words, bool zeroed = true);
     };
     struct Layer {
         AlignedWords weights;  // [groups][K][8]
