@@ -291,6 +291,21 @@ class TestNativeEntryPoints:
             np.testing.assert_array_equal(scores, results[0][1])
             np.testing.assert_array_equal(bits, results[0][2])
 
+    @pytest.mark.parametrize("kernel", [kernel_param(k) for k in native.KERNELS])
+    def test_threads_give_identical_results_on_convolutions(self, kernel):
+        # A convolutional block is run by a team of every thread asked for (1, 2, 3 or 8 on 2 cores),
+        # which meets between layers: 600 images make 2 blocks of 256 and a rest image by image (one
+        # block of 512 and a partial one), with 3-level maps, a pool and a channel count of 13.
+        params = random_cnv_params(np.random.default_rng(7), "cnvW1A2", 10, (3, 13, 64), (True, False), ())
+        images = np.random.default_rng(8).integers(0, 256, (600, params.image_bytes), dtype=np.uint8)
+        net = make_runtime(params, "native", kernel=kernel)._net
+        expected = ReferenceRuntime(params).run(images, "argmax")
+        for t in (1, 2, 3, 8):
+            classes, scores, bits = net.run(images, t, "argmax", True)
+            np.testing.assert_array_equal(scores, expected.scores)
+            np.testing.assert_array_equal(bits, expected.bits)
+            np.testing.assert_array_equal(classes, expected.classes)
+
 
 def test_missing_extension_falls_back_with_a_warning(original, monkeypatch):
     monkeypatch.setattr(native, "_native", None)
@@ -409,8 +424,9 @@ def test_cnv_original_sets_on_cifar(cifar_test, runtime, network, correct):
     n=st.sampled_from([0, 1, 2, 5, 9]),
     rule=st.sampled_from(["positive_max", "argmax", "highest_bit"]),
 )
-# Batches that reach the sliced kernels' blocks (256 or 512 images): a partial block alone, and a
-# whole block of 256 with a rest on the per-image path or in a partial block of 512.
+# Batches that reach the sliced kernels' blocks (256 or 512 images, run by a team of threads): a
+# partial block of 256 alone (130), and a whole block of 256 with its rest image by image or one
+# partial block of 512 (300).
 @example(seed=1, size=10, channels=(3, 70, 13), pool_first=True, fc=(17,), n=300, rule="argmax")
 @example(seed=2, size=8, channels=(1, 64), pool_first=False, fc=(), n=130, rule="positive_max")
 def test_cnv_random_geometries(runtime, network, seed, size, channels, pool_first, fc, n, rule):

@@ -20,8 +20,9 @@ constexpr std::size_t kTile = 72;  // a multiple of the AVX-512 kernel's 6-image
 constexpr std::size_t kConvRows = 64;
 constexpr std::size_t kConvTile = 4;  // images per work item of a convolutional network (~1 ms)
 // A convolutional network's last images go into a partial sliced block when they are at least
-// 1 / kPartialBlock of a block: a block costs the same whatever its count.
-constexpr std::size_t kPartialBlock = 4;
+// 1 / kPartialBlock of a block: a block costs the same whatever its count, about what half as many
+// images cost one by one on the popcount kernel (avx2 on Zen 3: 1.8-1.9x slower per image).
+constexpr std::size_t kPartialBlock = 2;
 constexpr int kMaxThreads = 256;  // far above any core count this runs on; bounds threads and scratch
 constexpr std::size_t kAlignWords = 8;  // 64 bytes
 constexpr std::int32_t kNever = 1 << 28;  // beyond any popcount of any layer
@@ -46,20 +47,31 @@ void transpose64(std::uint64_t* a) {
         }
 }
 
-// Rows [image][planes][K] of a block of 64 * words images <-> sliced planes [planes][64 K][words]:
-// each 64 x 64 square (64 images, one word of columns) is transposed on its way.
-void transpose_block(const std::uint64_t* from, std::uint64_t* to, int planes, int K, int words, bool to_sliced) {
+// Rows [image][planes][K] of 64 images (word g of a block of 64 * words) <-> word g of sliced planes
+// [planes][64 K][words]: each 64 x 64 square (64 images, one word of columns) is transposed on its way.
+void transpose_group(const std::uint64_t* from, std::uint64_t* to, int planes, int K, int words, int g, bool to_sliced) {
     std::uint64_t m[64];
     const std::size_t stride = static_cast<std::size_t>(planes) * K;
     for (int p = 0; p < planes; ++p)
-        for (int k = 0; k < K; ++k)
-            for (int g = 0; g < words; ++g) {
-                const auto row = [&](int i) { return (static_cast<std::size_t>(g) * 64 + i) * stride + p * K + k; };
-                const auto column = [&](int b) { return ((static_cast<std::size_t>(p) * K + k) * 64 + b) * words + g; };
-                for (int i = 0; i < 64; ++i) m[i] = from[to_sliced ? row(i) : column(i)];
-                transpose64(m);
-                for (int i = 0; i < 64; ++i) to[to_sliced ? column(i) : row(i)] = m[i];
-            }
+        for (int k = 0; k < K; ++k) {
+            const auto row = [&](int i) { return static_cast<std::size_t>(i) * stride + p * K + k; };
+            const auto column = [&](int b) { return ((static_cast<std::size_t>(p) * K + k) * 64 + b) * words + g; };
+            for (int i = 0; i < 64; ++i) m[i] = from[to_sliced ? row(i) : column(i)];
+            transpose64(m);
+            for (int i = 0; i < 64; ++i) to[to_sliced ? column(i) : row(i)] = m[i];
+        }
+}
+
+// Groups member, member + team, ... of a block: rows [image][planes][K] of 64 * words images <->
+// sliced planes [planes][64 K][words].
+void transpose_block(const std::uint64_t* from, std::uint64_t* to, int planes, int K, int words, bool to_sliced,
+                     int member = 0, int team = 1) {
+    const std::size_t group = 64 * static_cast<std::size_t>(planes) * K;  // words of 64 rows
+    for (int g = member; g < words; g += team)
+        if (to_sliced)
+            transpose_group(from + g * group, to, planes, K, words, g, true);
+        else
+            transpose_group(from, to + g * group, planes, K, words, g, false);
 }
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
@@ -69,6 +81,26 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
 }
 
 }  // namespace
+
+// A barrier for the team of threads that runs a convolutional block: the last to arrive starts the
+// next generation. Waiters yield: a core may be shared.
+class TeamBarrier {
+public:
+    explicit TeamBarrier(int members) : members_(members) {}
+    void wait() {
+        const int generation = generation_.load(std::memory_order_acquire);
+        if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == members_) {
+            arrived_.store(0, std::memory_order_relaxed);
+            generation_.fetch_add(1, std::memory_order_release);
+            return;
+        }
+        while (generation_.load(std::memory_order_acquire) == generation) std::this_thread::yield();
+    }
+
+private:
+    const int members_;
+    std::atomic<int> arrived_{0}, generation_{0};
+};
 
 std::vector<Kernel> available_kernels() {
     std::vector<Kernel> out;
@@ -462,29 +494,30 @@ void gather_windows(const std::uint64_t* map, int size, int window, int slot, in
                     }
 }
 
-// 2x2, stride 2 max pool of a map [pixel][plane][words] in place: OR of bits (one plane); the max of
-// 3-level values as planes m (value != 0), s (value == +1): +1 if any is, else 0 if any is, else -1,
-// so s = OR(s) and m = s | AND(m).
-void pool_in_place(std::uint64_t* map, int size, int planes, std::size_t words) {
+// 2x2, stride 2 max pool of a map [pixel][plane][words]: OR of bits (one plane); the max of 3-level
+// values as planes m (value != 0), s (value == +1): +1 if any is, else 0 if any is, else -1, so
+// s = OR(s) and m = s | AND(m). Output pixels member, member + team, ... of `to`, which may be `from`
+// for a team of one (output pixel o is at or before every input it reads and after every one it wrote).
+void pool(const std::uint64_t* from, std::uint64_t* to, int size, int planes, std::size_t words, int member = 0,
+          int team = 1) {
     const int half = size / 2;
     const std::size_t pixel = planes * words;
-    for (int y = 0; y < half; ++y)
-        for (int x = 0; x < half; ++x) {
-            // Output pixel y * half + x is at or before every input it reads and after every one it wrote.
-            const std::uint64_t* a = map + (static_cast<std::size_t>(2 * y) * size + 2 * x) * pixel;
-            const std::uint64_t* b = a + static_cast<std::size_t>(size) * pixel;
-            std::uint64_t* to = map + (static_cast<std::size_t>(y) * half + x) * pixel;
-            for (std::size_t k = 0; k < words; ++k) {
-                if (planes == 1) {
-                    to[k] = a[k] | a[pixel + k] | b[k] | b[pixel + k];
-                    continue;
-                }
-                const std::size_t j = words + k;  // the s plane
-                const std::uint64_t s = a[j] | a[pixel + j] | b[j] | b[pixel + j];
-                to[k] = s | (a[k] & a[pixel + k] & b[k] & b[pixel + k]);
-                to[j] = s;
+    for (int o = member; o < half * half; o += team) {
+        const int y = o / half, x = o % half;
+        const std::uint64_t* a = from + (static_cast<std::size_t>(2 * y) * size + 2 * x) * pixel;
+        const std::uint64_t* b = a + static_cast<std::size_t>(size) * pixel;
+        std::uint64_t* t = to + static_cast<std::size_t>(o) * pixel;
+        for (std::size_t k = 0; k < words; ++k) {
+            if (planes == 1) {
+                t[k] = a[k] | a[pixel + k] | b[k] | b[pixel + k];
+                continue;
             }
+            const std::size_t j = words + k;  // the s plane
+            const std::uint64_t s = a[j] | a[pixel + j] | b[j] | b[pixel + j];
+            t[k] = s | (a[k] & a[pixel + k] & b[k] & b[pixel + k]);
+            t[j] = s;
         }
+    }
 }
 
 }  // namespace
@@ -512,7 +545,7 @@ void Network::run_image(const std::uint8_t* image, Rule rule, const Outputs& out
                         Scratch& scratch) const {
     std::uint64_t* map = scratch.a.data();
     kernel_.conv8(conv8_, image, map, scratch.conv8.data());
-    if (layers_[0].pool) pool_in_place(map, conv8_.size - conv8_.kernel + 1, conv8_.out_planes, conv8_.blocks);
+    if (layers_[0].pool) pool(map, map, conv8_.size - conv8_.kernel + 1, conv8_.out_planes, conv8_.blocks);
     run_map(map, 1, rule, out, index, scratch);
 }
 
@@ -543,7 +576,7 @@ void Network::run_map(std::uint64_t* map, std::size_t from, Rule rule, const Out
         for (std::size_t r = 0; r < n; r += kConvRows)
             kernel_.layer(v, rows + r * in_stride, scratch.active.data() + r, std::min(kConvRows, n - r),
                           next + r * out_stride, nullptr);
-        if (L.pool) pool_in_place(next, L.size - L.window + 1, v.out_planes, v.out_K);
+        if (L.pool) pool(next, next, L.size - L.window + 1, v.out_planes, v.out_K);
         std::swap(map, next);
     }
 }
@@ -565,45 +598,60 @@ std::size_t Network::sliced_map_words() const {
 }
 
 void Network::run_conv_block(const std::uint8_t* images, std::size_t count, Rule rule, const Outputs& out,
-                             std::size_t first, Scratch& scratch) const {
-    // A block of images (count of them, the rest zero) through the convolutional network: layer 0
-    // per image on its 8-bit pixels, every hidden layer sliced over the block, one sliced layer per
-    // output pixel reading the window's columns in place; the last layer per image on rows.
+                             std::size_t first, Scratch& scratch, Scratch& shared, int member, int team,
+                             TeamBarrier& barrier) const {
+    // A block of images (count of them, the rest zero) through the convolutional network, by a team
+    // of threads (member of team): layer 0 per image on its 8-bit pixels, every hidden layer sliced
+    // over the block, one sliced layer per output pixel reading the window's columns in place; the
+    // last layer per image on rows. Images, pixels and word groups are dealt round the team, which
+    // meets between layers (shared: the maps): a batch of a few blocks keeps every core busy.
     const std::size_t n = block_images();
     const int words = kernel_.slice_words;
     const std::size_t K0 = image_map_words(1), Kf = image_map_words(layers_.size() - 1);
-    std::uint64_t* rows = scratch.block_rows.data;
-    for (std::size_t i = 0; i < count; ++i) {
+    std::uint64_t* rows = shared.block_rows.data;
+    for (std::size_t i = member; i < n; i += team) {
+        if (i >= count) {
+            std::fill(rows + i * K0, rows + (i + 1) * K0, 0);
+            continue;
+        }
         kernel_.conv8(conv8_, images + i * pixels_, scratch.a.data(), scratch.conv8.data());
-        if (layers_[0].pool) pool_in_place(scratch.a.data(), conv8_.size - conv8_.kernel + 1, conv8_.out_planes, conv8_.blocks);
+        if (layers_[0].pool) pool(scratch.a.data(), scratch.a.data(), conv8_.size - conv8_.kernel + 1, conv8_.out_planes, conv8_.blocks);
         std::copy(scratch.a.data(), scratch.a.data() + K0, rows + i * K0);
     }
-    std::fill(rows + count * K0, rows + n * K0, 0);
-    std::uint64_t* map = scratch.sliced_a.data;
-    std::uint64_t* next = scratch.sliced_b.data;
-    transpose_block(rows, map, 1, static_cast<int>(K0), words, true);  // [pixel][plane][slot] -> sliced
+    barrier.wait();
+    std::uint64_t* map = shared.sliced_a.data;
+    std::uint64_t* next = shared.sliced_b.data;
+    transpose_block(rows, map, 1, static_cast<int>(K0), words, true, member, team);  // [pixel][plane][slot] -> sliced
+    barrier.wait();
     for (std::size_t l = 1; l + 1 < layers_.size(); ++l) {
         const Layer& L = layers_[l];
         const auto& v = L.sliced;
         const int side = L.size - L.window + 1;
         const std::size_t in_pixel = static_cast<std::size_t>(v.in_planes) * v.in_columns * words;
         const std::size_t plane = static_cast<std::size_t>(v.out_columns) * words, out_pixel = v.out_planes * plane;
-        for (int y = 0; y < side; ++y)
-            for (int x = 0; x < side; ++x) {
-                std::uint64_t* to = next + (static_cast<std::size_t>(y) * side + x) * out_pixel;
-                kernel_.sliced(v, map + (static_cast<std::size_t>(y) * L.size + x) * in_pixel, to, scratch.sliced_work.data);
-                // The next layer's rows read whole words: columns past mh are zero, as on rows.
-                for (int q = 0; q < v.out_planes; ++q)
-                    std::fill(to + q * plane + static_cast<std::size_t>(v.mh) * words, to + (q + 1) * plane, 0);
-            }
-        if (L.pool) pool_in_place(next, side, v.out_planes, plane);
-        std::swap(map, next);
+        for (int p = member; p < side * side; p += team) {
+            const int y = p / side, x = p % side;
+            std::uint64_t* to = next + static_cast<std::size_t>(p) * out_pixel;
+            kernel_.sliced(v, map + (static_cast<std::size_t>(y) * L.size + x) * in_pixel, to, scratch.sliced_work.data);
+            // The next layer's rows read whole words: columns past mh are zero, as on rows.
+            for (int q = 0; q < v.out_planes; ++q)
+                std::fill(to + q * plane + static_cast<std::size_t>(v.mh) * words, to + (q + 1) * plane, 0);
+        }
+        barrier.wait();
+        if (L.pool) {
+            pool(next, map, side, v.out_planes, plane, member, team);  // back into map: the next layer's input
+            barrier.wait();
+        } else {
+            std::swap(map, next);
+        }
     }
-    transpose_block(map, rows, 1, static_cast<int>(Kf), words, false);
-    for (std::size_t i = 0; i < count; ++i) {
+    transpose_block(map, rows, 1, static_cast<int>(Kf), words, false, member, team);
+    barrier.wait();
+    for (std::size_t i = member; i < count; i += team) {
         std::copy(rows + i * Kf, rows + (i + 1) * Kf, scratch.a.data());
         run_map(scratch.a.data(), layers_.size() - 1, rule, out, first + i, scratch);
     }
+    barrier.wait();  // the rows and maps are the next block's
 }
 
 void Network::run_block(const std::uint8_t* images, Rule rule, const Outputs& out, std::size_t first,
@@ -648,7 +696,9 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, Rule r
     // One worker per block or tile at most, and never more than kMaxThreads (each costs a thread and its
     // scratch); the Python layer caps `threads` to the cores the process may use before it gets here.
     const std::size_t asked = static_cast<std::size_t>(std::clamp(threads, 1, kMaxThreads));
-    const std::size_t workers = std::min(asked, items);
+    // A convolutional network's blocks are run by every worker together (run_conv_block).
+    const bool team_blocks = fixed_point_ && blocks > 0;
+    const std::size_t workers = team_blocks ? asked : std::min(asked, items);
     const std::size_t neurons = static_cast<std::size_t>(layers_.back().view.groups) * kernels::kLanes;
     // Scratch is allocated here, before any thread starts, so that an
     // allocation failure is an exception in the caller, never in a worker.
@@ -667,20 +717,27 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, Rule r
         if (fixed_point_) s.rows.assign(row_words(), 0), s.conv8.assign(kernels::conv8_scratch_words(conv8_), 0);
         if (blocks) {
             // Every word of these is written before it is read (transposes, layers, zeroed padding).
+            s.sliced_work.assign(work_words, false);
+            if (team_blocks && &s != &scratch[0]) continue;  // the team shares worker 0's maps
             s.sliced_a.assign(fixed_point_ ? sliced_map_words() : sliced_words(), false);
             s.sliced_b.assign(fixed_point_ ? sliced_map_words() : sliced_words(), false);
-            s.sliced_work.assign(work_words, false);
             if (fixed_point_)
                 s.block_rows.assign(block * std::max(image_map_words(1), image_map_words(layers_.size() - 1)), false);
         }
     }
-    std::atomic<std::size_t> next_item{0};
-    auto work = [&](Scratch& s) {
+    // The team's size is known once its threads are started (one may fail to start): they wait for it.
+    std::atomic<int> team{0};
+    std::unique_ptr<TeamBarrier> barrier;
+    std::atomic<std::size_t> next_item{team_blocks ? blocks : 0};
+    auto work = [&](Scratch& s, int member) {
+        if (team_blocks) {
+            int members;
+            while ((members = team.load(std::memory_order_acquire)) == 0) std::this_thread::yield();
+            for (std::size_t t = 0; t < blocks; ++t)
+                run_conv_block(images + t * block * pixels_, std::min(block, n - t * block), rule, out, t * block, s,
+                               scratch[0], member, members, *barrier);
+        }
         for (std::size_t t; (t = next_item.fetch_add(1)) < items;) {
-            if (t < blocks && fixed_point_) {
-                run_conv_block(images + t * block * pixels_, std::min(block, n - t * block), rule, out, t * block, s);
-                continue;
-            }
             if (t < blocks) {
                 run_block(images + t * block * pixels_, rule, out, t * block, s);
                 continue;
@@ -693,17 +750,19 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, Rule r
             for (std::size_t i = first; i < first + count; ++i) run_image(images + i * pixels_, rule, out, i, s);
         }
     };
-    std::vector<std::thread> pool;
-    pool.reserve(workers - 1);
+    std::vector<std::thread> helpers;
+    helpers.reserve(workers - 1);
     for (std::size_t w = 1; w < workers; ++w) {
         try {
-            pool.emplace_back(work, std::ref(scratch[w]));
+            helpers.emplace_back(work, std::ref(scratch[w]), static_cast<int>(w));
         } catch (const std::system_error&) {
-            break;  // fewer threads than asked: the others take the remaining tiles
+            break;  // fewer threads than asked: the others take the remaining work
         }
     }
-    work(scratch[0]);
-    for (auto& t : pool) t.join();
+    barrier = std::make_unique<TeamBarrier>(static_cast<int>(helpers.size()) + 1);
+    team.store(static_cast<int>(helpers.size()) + 1, std::memory_order_release);
+    work(scratch[0], 0);
+    for (auto& t : helpers) t.join();
 }
 
 }  // namespace bnn

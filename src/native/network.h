@@ -12,6 +12,8 @@
 
 namespace bnn {
 
+class TeamBarrier;  // network.cpp
+
 // One kernel family, chosen at run time from the CPU's features. A family with a sliced layer
 // runs whole blocks of 64 * slice_words images through it and the rest through `layer`.
 struct Kernel {
@@ -105,7 +107,8 @@ private:
     void run_map(std::uint64_t* map, std::size_t from, Rule rule, const Outputs& out, std::size_t index,
                  Scratch& scratch) const;
     void run_conv_block(const std::uint8_t* images, std::size_t count, Rule rule, const Outputs& out,
-                        std::size_t first, Scratch& scratch) const;
+                        std::size_t first, Scratch& scratch, Scratch& shared, int member, int team,
+                        TeamBarrier& barrier) const;
     std::size_t image_map_words(std::size_t layer) const;
     std::size_t sliced_map_words() const;
     void pack_input(const std::uint8_t* images, std::size_t n, Scratch& scratch) const;
