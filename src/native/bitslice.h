@@ -221,7 +221,7 @@ struct Sliced {
             build_table(L, in, c, table);
             const char* t = reinterpret_cast<const char*>(table);
             const std::uint16_t* offsets = L.offsets + static_cast<std::size_t>(c) * L.mh * kTriples;
-            for (int n = 0; n < L.mh; ++n) {
+            for (int n = L.from, end = L.to ? L.to : L.mh; n < end; ++n) {
                 V* st = state + static_cast<std::size_t>(n) * planes;
                 if (c == 0)
                     for (int b = 0; b < planes; ++b) st[b] = Ops::zero();

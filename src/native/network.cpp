@@ -629,13 +629,20 @@ void Network::run_conv_block(const std::uint8_t* images, std::size_t count, Rule
         const int side = L.size - L.window + 1;
         const std::size_t in_pixel = static_cast<std::size_t>(v.in_planes) * v.in_columns * words;
         const std::size_t plane = static_cast<std::size_t>(v.out_columns) * words, out_pixel = v.out_planes * plane;
-        for (int p = member; p < side * side; p += team) {
+        // Output pixels are dealt round the team; a layer with fewer pixels than members (a fully
+        // connected one: one pixel) deals out its neurons instead.
+        const bool by_pixel = side * side >= team;
+        kernels::SlicedView part = v;
+        if (!by_pixel) part.from = v.mh * member / team, part.to = v.mh * (member + 1) / team;
+        for (int p = by_pixel ? member : 0; p < side * side; p += by_pixel ? team : 1) {
             const int y = p / side, x = p % side;
             std::uint64_t* to = next + static_cast<std::size_t>(p) * out_pixel;
-            kernel_.sliced(v, map + (static_cast<std::size_t>(y) * L.size + x) * in_pixel, to, scratch.sliced_work.data);
+            if (part.from < part.to || by_pixel)
+                kernel_.sliced(part, map + (static_cast<std::size_t>(y) * L.size + x) * in_pixel, to, scratch.sliced_work.data);
             // The next layer's rows read whole words: columns past mh are zero, as on rows.
-            for (int q = 0; q < v.out_planes; ++q)
-                std::fill(to + q * plane + static_cast<std::size_t>(v.mh) * words, to + (q + 1) * plane, 0);
+            if (by_pixel || member == 0)
+                for (int q = 0; q < v.out_planes; ++q)
+                    std::fill(to + q * plane + static_cast<std::size_t>(v.mh) * words, to + (q + 1) * plane, 0);
         }
         barrier.wait();
         if (L.pool) {
