@@ -227,7 +227,7 @@ struct Sliced {
             build_table(L, in, c, table);
             const char* t = reinterpret_cast<const char*>(table);
             const std::uint16_t* offsets = L.offsets + static_cast<std::size_t>(c) * L.mh * kTriples;
-            for (int n = L.from, end = L.to ? L.to : L.mh; n < end; ++n) {
+            for (int n = L.from; n < L.to; ++n) {
                 V* st = state + static_cast<std::size_t>(n) * planes;
                 if (c == 0)
                     for (int b = 0; b < planes; ++b) st[b] = Ops::zero();
@@ -255,7 +255,7 @@ struct Sliced {
         }
         // The decisions after every count: neurons' comparisons are independent chains of a few
         // dozen logic operations that the core overlaps (within the walk they would not be).
-        for (int n = L.from, end = L.to ? L.to : L.mh; n < end; ++n) {
+        for (int n = L.from; n < L.to; ++n) {
             const V* st = state + static_cast<std::size_t>(n) * planes;  // the count's planes, lowest first
             V difference[kMaxCountPlanes + 2];
             if (L.in_planes == 2) biased_difference(st, active, planes, difference);

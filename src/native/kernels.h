@@ -85,7 +85,7 @@ struct SlicedView {
     int in_columns, out_columns;   // vectors from a column's plane 0 to its plane 1, in and out
     int chunks;                    // ceil(ceil(mw / 3) / triples_per_chunk(words))
     int count_planes;              // bits of a count up to mw: 5 + bits of mw / 32
-    int from = 0, to = 0;          // the neurons a call computes: [from, to) of mh (to = 0: all)
+    int from, to;                  // the neurons a call computes: [from, to) of mh
 };
 
 // Words of scratch a sliced layer needs with vectors of `words` words: its table, the state of

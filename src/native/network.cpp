@@ -348,7 +348,7 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
                     L.sources.push_back(static_cast<std::uint32_t>((ky * in.size + kx) * in_planes * 64 * L.slot + ch));
                 }
             L.sliced = {L.offsets.data(), nullptr, L.limits.data(), neurons, columns, in.mh, in_planes, out_planes,
-                        64 * L.slot, 64 * L.view.out_K, chunks, 5 + bit_length(columns >> 5)};
+                        64 * L.slot, 64 * L.view.out_K, chunks, 5 + bit_length(columns >> 5), 0, in.mh};
         }
         layers_.push_back(std::move(L));
         if (last) last_thresholds_.assign(in.thresholds, in.thresholds + in.mh);
@@ -390,12 +390,6 @@ void Network::AlignedWords::assign(std::size_t words, bool zeroed) {
     raw.reset(zeroed ? new std::uint64_t[words + kAlignWords]() : new std::uint64_t[words + kAlignWords]);
     const auto addr = reinterpret_cast<std::uintptr_t>(raw.get());
     data = raw.get() + ((64 - addr % 64) % 64) / 8;
-}
-
-std::size_t Network::sliced_words() const {
-    std::size_t s = 0;
-    for (const auto& L : layers_) s = std::max(s, static_cast<std::size_t>(L.view.in_planes) * L.view.K * 64);
-    return s * static_cast<std::size_t>(kernel_.slice_words);
 }
 
 void Network::pack_input(const std::uint8_t* images, std::size_t n, Scratch& scratch) const {
@@ -586,9 +580,11 @@ std::size_t Network::image_map_words(std::size_t l) const {
     return static_cast<std::size_t>(L.size) * L.size * L.view.in_planes * L.slot;
 }
 
-std::size_t Network::sliced_map_words() const {
+std::size_t Network::sliced_words() const {
+    // The largest map a sliced block holds: each sliced layer's input and its output before a pool
+    // (layer 0 of a convolutional network writes rows, not a sliced map).
     std::size_t s = 0;
-    for (std::size_t l = 1; l < layers_.size(); ++l) {
+    for (std::size_t l = fixed_point_ ? 1 : 0; l < layers_.size(); ++l) {
         const Layer& L = layers_[l];
         const std::size_t side = static_cast<std::size_t>(L.size - L.window + 1);
         s = std::max(s, image_map_words(l));
@@ -637,7 +633,7 @@ void Network::run_conv_block(const std::uint8_t* images, std::size_t count, Rule
         for (int p = by_pixel ? member : 0; p < side * side; p += by_pixel ? team : 1) {
             const int y = p / side, x = p % side;
             std::uint64_t* to = next + static_cast<std::size_t>(p) * out_pixel;
-            if (part.from < part.to || by_pixel)
+            if (part.from < part.to)
                 kernel_.sliced(part, map + (static_cast<std::size_t>(y) * L.size + x) * in_pixel, to, scratch.sliced_work.data);
             // The next layer's rows read whole words: columns past mh are zero, as on rows.
             if (by_pixel || member == 0)
@@ -726,8 +722,8 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, Rule r
             // Every word of these is written before it is read (transposes, layers, zeroed padding).
             s.sliced_work.assign(work_words, false);
             if (team_blocks && &s != &scratch[0]) continue;  // the team shares worker 0's maps
-            s.sliced_a.assign(fixed_point_ ? sliced_map_words() : sliced_words(), false);
-            s.sliced_b.assign(fixed_point_ ? sliced_map_words() : sliced_words(), false);
+            s.sliced_a.assign(sliced_words(), false);
+            s.sliced_b.assign(sliced_words(), false);
             if (fixed_point_)
                 s.block_rows.assign(block * std::max(image_map_words(1), image_map_words(layers_.size() - 1)), false);
         }

@@ -110,7 +110,6 @@ private:
                         std::size_t first, Scratch& scratch, Scratch& shared, int member, int team,
                         TeamBarrier& barrier) const;
     std::size_t image_map_words(std::size_t layer) const;
-    std::size_t sliced_map_words() const;
     void pack_input(const std::uint8_t* images, std::size_t n, Scratch& scratch) const;
     void run_layers(std::size_t from, std::size_t n, Rule rule, const Outputs& out, std::size_t first,
                     Scratch& scratch) const;
