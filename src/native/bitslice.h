@@ -10,11 +10,13 @@
 // the chunk's table holds the two-bit count of its three counted vectors (sum
 // and carry of a full adder), so a neuron reads one table entry per three
 // inputs: its pattern's. Those entries (weight 1 and 2) go into a carry-save
-// (Harley-Seal) tree whose state planes ones..sixteens are the low bits of
-// the count; the tree's 32s are added into a count of 32s kept in memory.
+// (Harley-Seal) tree whose state planes ones..64s are the low seven bits of
+// the count, in registers during a chunk; a chunk adds less than 128 to a
+// count, so at most one carry of 128 per image goes into the planes above,
+// kept in memory.
 // A chunk's table (kTriples triples, 8 patterns, 2 vectors: 16 KiB) stays in
-// L1 while every neuron of the layer walks it; offsets are precomputed byte
-// offsets of each neuron's entries. The decision is a bit-sliced comparison
+// L1 while every neuron of the layer walks it; offsets are the precomputed
+// vector offsets of each neuron's entries. The decision is a bit-sliced comparison
 // with the neuron's limit, and the output bits are already the next layer's
 // input.
 //
@@ -37,13 +39,12 @@ namespace {
 template <class Ops>
 struct Sliced {
     using V = typename Ops::V;
-    static constexpr std::size_t kVectorBytes = sizeof(V);
     static constexpr std::size_t kWords = sizeof(V) / sizeof(std::uint64_t);
-    static constexpr int kStatePlanes = 5;  // ones, twos, fours, eights, sixteens
+    static constexpr int kStatePlanes = 7;  // ones, twos, fours, eights, sixteens, 32s, 64s
     static constexpr int kMaxCountPlanes = 5 + 26;  // 5 + bits of mw / 32 for any int mw
     static constexpr int kTriples = triples_per_chunk(kWords);
-    static_assert(kTriples % 8 == 0 && kTriples / 8 <= 7, "a chunk's 32s are counted in 3 planes");
-    static_assert(kSliceTableBytes <= 65536, "table offsets are 16-bit");
+    static_assert(kTriples % 8 == 0 && 3 * kTriples < 128,
+                  "a chunk adds less than 128 to a count: at most one carry into the planes above 64s");
 
     // Carry-save adder: (state, a, b) -> state = low bit, carry = high bit of state + a + b.
     static inline void csa(V& carry, V& state, V a, V b) {
@@ -57,13 +58,15 @@ struct Sliced {
         }
     }
 
-    // 8 triples (24 inputs): entry (sum, carry) at offsets p[0..7]; returns the 32s carry.
-    static inline V step(const char* t, const std::uint16_t* p, V& ones, V& twos, V& fours, V& eights,
-                         V& sixteens) {
-        const char* e[8];  // the entries; each carry is the next vector (an address displacement, no add)
-        for (int k = 0; k < 8; ++k) e[k] = t + p[k];
-        const auto sum = [&](int k) { return Ops::load(e[k]); };
-        const auto carry = [&](int k) { return Ops::load(e[k] + kVectorBytes); };
+    static inline void half(V& carry, V& state, V a) {
+        carry = Ops::and_(state, a);
+        state = Ops::xor_(state, a);
+    }
+
+    // 8 triples (24 inputs): entry (sum, carry) at vectors p[0..7]; returns the 32s carry.
+    static inline V step(const V* t, const std::uint16_t* p, V& ones, V& twos, V& fours, V& eights, V& sixteens) {
+        const auto sum = [&](int k) { return Ops::load(t + p[k]); };
+        const auto carry = [&](int k) { return Ops::load(t + p[k] + 1); };
         V t1, t2, f1, f2, f3, e1, e2, e3, x1, x2, y;
         csa(t1, ones, sum(0), sum(1));
         csa(f1, twos, carry(0), carry(1));
@@ -79,8 +82,7 @@ struct Sliced {
         csa(f3, twos, t1, t2);
         csa(e3, fours, f2, f3);
         csa(x1, eights, e1, e2);
-        x2 = Ops::and_(eights, e3);  // half adder: three eights this step
-        eights = Ops::xor_(eights, e3);
+        half(x2, eights, e3);  // three eights this step
         csa(y, sixteens, x1, x2);
         return y;
     }
@@ -201,12 +203,11 @@ struct Sliced {
             table[e] = Ops::load(words);
         }
         std::uint16_t offsets[8];
-        for (int t = 0; t < 8; ++t) offsets[t] = static_cast<std::uint16_t>((t * 8 + (t * 5 + 3) % 8) * 2 * kVectorBytes);
+        for (int t = 0; t < 8; ++t) offsets[t] = static_cast<std::uint16_t>((t * 8 + (t * 5 + 3) % 8) * 2);
         V ones = Ops::zero(), twos = ones, fours = ones, eights = ones, sixteens = ones, sink = ones;
-        const char* t = reinterpret_cast<const char*>(table);
         const double rate = time_steps(seconds, 24 * kWords, [&] {
             asm volatile("" ::: "memory");  // the table and offsets are read every step, as in the layer
-            sink = Ops::xor_(sink, step(t, offsets, ones, twos, fours, eights, sixteens));
+            sink = Ops::xor_(sink, step(table, offsets, ones, twos, fours, eights, sixteens));
         });
         std::uint64_t out[kWords];
         Ops::store(out, Ops::xor_(sink, Ops::xor_(ones, eights)));
@@ -217,40 +218,29 @@ struct Sliced {
 
     // One hidden layer over a block of images; see kernels.h for the layouts.
     static void layer(const SlicedView& L, const std::uint64_t* in, std::uint64_t* out, std::uint64_t* scratch) {
-        // A neuron's state is its count's planes: ones..sixteens, then the count of 32s (`high` planes).
-        const int planes = L.count_planes, high = planes - kStatePlanes;
+        const int planes = L.count_planes;  // the count's planes: ones..64s, then the planes above
         V* table = reinterpret_cast<V*>(scratch);
         V* state = table + kTriples * 16;
         V* active = state + static_cast<std::size_t>(L.mh) * planes;
         if (L.in_planes == 2) count_active(L, in, active);
         for (int c = 0; c < L.chunks; ++c) {
             build_table(L, in, c, table);
-            const char* t = reinterpret_cast<const char*>(table);
             const std::uint16_t* offsets = L.offsets + static_cast<std::size_t>(c) * L.mh * kTriples;
             for (int n = L.from; n < L.to; ++n) {
                 V* st = state + static_cast<std::size_t>(n) * planes;
                 if (c == 0)
                     for (int b = 0; b < planes; ++b) st[b] = Ops::zero();
-                V ones = st[0], twos = st[1], fours = st[2], eights = st[3], sixteens = st[4];
-                V r0 = Ops::zero(), r1 = Ops::zero(), r2 = Ops::zero();  // this chunk's 32s (at most 4)
+                V ones = st[0], twos = st[1], fours = st[2], eights = st[3], sixteens = st[4], s32 = st[5], s64 = st[6];
+                V carry = Ops::zero();  // this chunk's carry of 128
                 const std::uint16_t* p = offsets + static_cast<std::size_t>(n) * kTriples;
                 for (int s = 0; s < kTriples; s += 8) {
-                    const V y = step(t, p + s, ones, twos, fours, eights, sixteens);
-                    const V k0 = Ops::and_(r0, y);
-                    r0 = Ops::xor_(r0, y);
-                    const V k1 = Ops::and_(r1, k0);
-                    r1 = Ops::xor_(r1, k0);
-                    r2 = Ops::xor_(r2, k1);
+                    V z, w;
+                    half(z, s32, step(table, p + s, ones, twos, fours, eights, sixteens));
+                    half(w, s64, z);
+                    carry = Ops::or_(carry, w);
                 }
-                st[0] = ones, st[1] = twos, st[2] = fours, st[3] = eights, st[4] = sixteens;
-                V carry = Ops::zero();
-                const V r[3] = {r0, r1, r2};
-                for (int b = 0; b < high; ++b) {  // the count of 32s += r
-                    const V a = st[kStatePlanes + b], x = b < 3 ? r[b] : Ops::zero();
-                    const V u = Ops::xor_(a, x);
-                    st[kStatePlanes + b] = Ops::xor_(u, carry);
-                    carry = Ops::or_(Ops::and_(a, x), Ops::and_(u, carry));
-                }
+                st[0] = ones, st[1] = twos, st[2] = fours, st[3] = eights, st[4] = sixteens, st[5] = s32, st[6] = s64;
+                for (int b = kStatePlanes; b < planes; ++b) half(carry, st[b], carry);
             }
         }
         // The decisions after every count: neurons' comparisons are independent chains of a few

@@ -76,7 +76,7 @@ constexpr int kSliceTableBytes = 16384;
 constexpr int triples_per_chunk(int words) { return kSliceTableBytes / (8 * 2 * 8 * words); }
 
 struct SlicedView {
-    const std::uint16_t* offsets;  // [chunks][mh][triples per chunk]: byte offset of each neuron's entry
+    const std::uint16_t* offsets;  // [chunks][mh][triples per chunk]: each neuron's entry, in vectors
     const std::uint32_t* sources;  // [mw]: column j's vector in `in`, or null: vector j
     const std::int32_t* limits;    // [out_planes][limit_stride], as LayerView's
     int limit_stride;
@@ -84,7 +84,7 @@ struct SlicedView {
     int in_planes, out_planes;     // 1 or 2 each
     int in_columns, out_columns;   // vectors from a column's plane 0 to its plane 1, in and out
     int chunks;                    // ceil(ceil(mw / 3) / triples_per_chunk(words))
-    int count_planes;              // bits of a count up to mw: 5 + bits of mw / 32
+    int count_planes;              // bits of a count up to mw, at least 7: max(7, 5 + bits of mw / 32)
     int from, to;                  // the neurons a call computes: [from, to) of mh
 };
 

@@ -327,7 +327,6 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
             const int triples = (columns + 2) / 3;
             const int per_chunk = kernels::triples_per_chunk(kernel_.slice_words);
             const int chunks = (triples + per_chunk - 1) / per_chunk;
-            const std::size_t entry_bytes = 2 * 8 * static_cast<std::size_t>(kernel_.slice_words);
             L.offsets.assign(static_cast<std::size_t>(chunks) * in.mh * per_chunk, 0);
             for (int c = 0; c < chunks; ++c)
                 for (int n = 0; n < in.mh; ++n)
@@ -338,7 +337,7 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
                             if (j < columns && bit(n, j)) pattern |= 1 << k;
                         }
                         L.offsets[(static_cast<std::size_t>(c) * in.mh + n) * per_chunk + t] =
-                            static_cast<std::uint16_t>((t * 8 + pattern) * entry_bytes);
+                            static_cast<std::uint16_t>((t * 8 + pattern) * 2);
                     }
             // A window's column (ky, kx, ch) in the sliced map [pixel][plane][64 slot][words] (kernels.h).
             if (L.gather)
@@ -348,7 +347,7 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
                     L.sources.push_back(static_cast<std::uint32_t>((ky * in.size + kx) * in_planes * 64 * L.slot + ch));
                 }
             L.sliced = {L.offsets.data(), nullptr, L.limits.data(), neurons, columns, in.mh, in_planes, out_planes,
-                        64 * L.slot, 64 * L.view.out_K, chunks, 5 + bit_length(columns >> 5), 0, in.mh};
+                        64 * L.slot, 64 * L.view.out_K, chunks, std::max(7, 5 + bit_length(columns >> 5)), 0, in.mh};
         }
         layers_.push_back(std::move(L));
         if (last) last_thresholds_.assign(in.thresholds, in.thresholds + in.mh);
