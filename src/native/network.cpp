@@ -23,6 +23,10 @@ constexpr std::size_t kConvTile = 4;  // images per work item of a convolutional
 // 1 / kPartialBlock of a block: a block costs the same whatever its count, about what half as many
 // images cost one by one on the popcount kernel (avx2 on Zen 3: 1.8-1.9x slower per image).
 constexpr std::size_t kPartialBlock = 2;
+// A team's items are dealt one at a time (an image, an output pixel: tens of microseconds), or in
+// runs of these (a 64 x 64 transpose, a pooled pixel: well under a microsecond each).
+constexpr std::size_t kTransposeGrain = 16;
+constexpr std::size_t kPoolGrain = 8;
 constexpr int kMaxThreads = 256;  // far above any core count this runs on; bounds threads and scratch
 constexpr std::size_t kAlignWords = 8;  // 64 bytes
 constexpr std::int32_t kNever = 1 << 28;  // beyond any popcount of any layer
@@ -47,32 +51,23 @@ void transpose64(std::uint64_t* a) {
         }
 }
 
-// Rows [image][planes][K] of 64 images (word g of a block of 64 * words) <-> word g of sliced planes
-// [planes][64 K][words]: each 64 x 64 square (64 images, one word of columns) is transposed on its way.
-void transpose_group(const std::uint64_t* from, std::uint64_t* to, int planes, int K, int words, int g, bool to_sliced) {
+// Squares [first, last) of a block (square (g * planes + p) * K + k: word k of plane p of the images
+// of word g): rows [image][planes][K] of 64 * words images <-> sliced planes [planes][64 K][words].
+void transpose_squares(const std::uint64_t* from, std::uint64_t* to, int planes, int K, int words, bool to_sliced,
+                       std::size_t first, std::size_t last) {
     std::uint64_t m[64];
-    const std::size_t stride = static_cast<std::size_t>(planes) * K;
-    for (int p = 0; p < planes; ++p)
-        for (int k = 0; k < K; ++k) {
-            const auto row = [&](int i) { return static_cast<std::size_t>(i) * stride + p * K + k; };
-            const auto column = [&](int b) { return ((static_cast<std::size_t>(p) * K + k) * 64 + b) * words + g; };
-            for (int i = 0; i < 64; ++i) m[i] = from[to_sliced ? row(i) : column(i)];
-            transpose64(m);
-            for (int i = 0; i < 64; ++i) to[to_sliced ? column(i) : row(i)] = m[i];
-        }
+    const std::size_t stride = static_cast<std::size_t>(planes) * K;  // a row's words
+    for (std::size_t square = first; square < last; ++square) {
+        const std::size_t g = square / stride, pk = square % stride;  // pk = p * K + k
+        const auto row = [&](int i) { return (g * 64 + i) * stride + pk; };
+        const auto column = [&](int b) { return (pk * 64 + b) * words + g; };
+        for (int i = 0; i < 64; ++i) m[i] = from[to_sliced ? row(i) : column(i)];
+        transpose64(m);
+        for (int i = 0; i < 64; ++i) to[to_sliced ? column(i) : row(i)] = m[i];
+    }
 }
 
-// Groups member, member + team, ... of a block: rows [image][planes][K] of 64 * words images <->
-// sliced planes [planes][64 K][words].
-void transpose_block(const std::uint64_t* from, std::uint64_t* to, int planes, int K, int words, bool to_sliced,
-                     int member = 0, int team = 1) {
-    const std::size_t group = 64 * static_cast<std::size_t>(planes) * K;  // words of 64 rows
-    for (int g = member; g < words; g += team)
-        if (to_sliced)
-            transpose_group(from + g * group, to, planes, K, words, g, true);
-        else
-            transpose_group(from, to + g * group, planes, K, words, g, false);
-}
+std::size_t block_squares(int planes, int K, int words) { return static_cast<std::size_t>(words) * planes * K; }
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
     std::int64_t q = a / b;
@@ -82,11 +77,13 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
 
 }  // namespace
 
-// A barrier for the team of threads that runs a convolutional block: the last to arrive starts the
-// next generation. Waiters yield: a core may be shared.
-class TeamBarrier {
+// The team of threads that runs a convolutional block together: a barrier between phases (the last
+// to arrive starts the next generation; waiters yield: a core may be shared) and a counter of tickets
+// from which each phase's items are dealt.
+class Team {
 public:
-    explicit TeamBarrier(int members) : members_(members) {}
+    explicit Team(int members) : members_(members) {}
+    int size() const { return members_; }
     void wait() {
         const int generation = generation_.load(std::memory_order_acquire);
         if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == members_) {
@@ -96,10 +93,38 @@ public:
         }
         while (generation_.load(std::memory_order_acquire) == generation) std::this_thread::yield();
     }
+    std::size_t ticket() { return tickets_.fetch_add(1, std::memory_order_relaxed); }
 
 private:
     const int members_;
     std::atomic<int> arrived_{0}, generation_{0};
+    std::atomic<std::size_t> tickets_{0};
+};
+
+// One member of a team. A phase's items go to members as they ask, in runs of `grain`, so that a
+// member slowed down (a virtual CPU shared with another guest, a preempted thread) takes fewer of
+// them and the others do not wait for it at the barrier (a fixed share each made them wait 6-12 %
+// of the time on a 2-core VM). Every member deals the same phases in the same order, a wait()
+// between them, and takes exactly one ticket past each phase's end: so each knows, without
+// asking, where the next phase's tickets start.
+class TeamMember {
+public:
+    TeamMember(Team& team, int index) : team_(team), index_(index) {}
+    int index() const { return index_; }
+    int size() const { return team_.size(); }
+    void wait() { team_.wait(); }
+    // f(first, last) for this member's runs of items [0, n).
+    template <class F>
+    void deal(std::size_t n, std::size_t grain, F&& f) {
+        const std::size_t runs = (n + grain - 1) / grain;
+        for (std::size_t r; (r = team_.ticket() - base_) < runs;) f(r * grain, std::min(n, (r + 1) * grain));
+        base_ += runs + static_cast<std::size_t>(team_.size());
+    }
+
+private:
+    Team& team_;
+    const int index_;
+    std::size_t base_ = 0;
 };
 
 std::vector<Kernel> available_kernels() {
@@ -489,13 +514,14 @@ void gather_windows(const std::uint64_t* map, int size, int window, int slot, in
 
 // 2x2, stride 2 max pool of a map [pixel][plane][words]: OR of bits (one plane); the max of 3-level
 // values as planes m (value != 0), s (value == +1): +1 if any is, else 0 if any is, else -1, so
-// s = OR(s) and m = s | AND(m). Output pixels member, member + team, ... of `to`, which may be `from`
-// for a team of one (output pixel o is at or before every input it reads and after every one it wrote).
-void pool(const std::uint64_t* from, std::uint64_t* to, int size, int planes, std::size_t words, int member = 0,
-          int team = 1) {
+// s = OR(s) and m = s | AND(m). Output pixels [first, last) of `to`, which may be `from` when one
+// thread pools in order (output pixel o is at or before every input it reads and after every one it
+// wrote).
+void pool_pixels(const std::uint64_t* from, std::uint64_t* to, int size, int planes, std::size_t words, int first,
+                 int last) {
     const int half = size / 2;
     const std::size_t pixel = planes * words;
-    for (int o = member; o < half * half; o += team) {
+    for (int o = first; o < last; ++o) {
         const int y = o / half, x = o % half;
         const std::uint64_t* a = from + (static_cast<std::size_t>(2 * y) * size + 2 * x) * pixel;
         const std::uint64_t* b = a + static_cast<std::size_t>(size) * pixel;
@@ -511,6 +537,10 @@ void pool(const std::uint64_t* from, std::uint64_t* to, int size, int planes, st
             t[j] = s;
         }
     }
+}
+
+void pool(const std::uint64_t* from, std::uint64_t* to, int size, int planes, std::size_t words) {
+    pool_pixels(from, to, size, planes, words, 0, size / 2 * (size / 2));
 }
 
 }  // namespace
@@ -593,67 +623,78 @@ std::size_t Network::sliced_words() const {
 }
 
 void Network::run_conv_block(const std::uint8_t* images, std::size_t count, Rule rule, const Outputs& out,
-                             std::size_t first, Scratch& scratch, Scratch& shared, int member, int team,
-                             TeamBarrier& barrier) const {
+                             std::size_t first, Scratch& scratch, Scratch& shared, TeamMember& member) const {
     // A block of images (count of them, the rest zero) through the convolutional network, by a team
-    // of threads (member of team): layer 0 per image on its 8-bit pixels, every hidden layer sliced
-    // over the block, one sliced layer per output pixel reading the window's columns in place; the
-    // last layer per image on rows. Images, pixels and word groups are dealt round the team, which
-    // meets between layers (shared: the maps): a batch of a few blocks keeps every core busy.
+    // of threads: layer 0 per image on its 8-bit pixels, every hidden layer sliced over the block, one
+    // sliced layer per output pixel reading the window's columns in place; the last layer per image
+    // on rows. Images, pixels and transposed squares are dealt to the team, which meets between
+    // layers (shared: the maps): a batch of a few blocks keeps every core busy.
     const std::size_t n = block_images();
     const int words = kernel_.slice_words;
     const std::size_t K0 = image_map_words(1), Kf = image_map_words(layers_.size() - 1);
     std::uint64_t* rows = shared.block_rows.data;
-    for (std::size_t i = member; i < n; i += team) {
+    member.deal(n, 1, [&](std::size_t i, std::size_t) {
         if (i >= count) {
             std::fill(rows + i * K0, rows + (i + 1) * K0, 0);
-            continue;
+            return;
         }
         kernel_.conv8(conv8_, images + i * pixels_, scratch.a.data(), scratch.conv8.data());
         if (layers_[0].pool) pool(scratch.a.data(), scratch.a.data(), conv8_.size - conv8_.kernel + 1, conv8_.out_planes, conv8_.blocks);
         std::copy(scratch.a.data(), scratch.a.data() + K0, rows + i * K0);
-    }
-    barrier.wait();
+    });
+    member.wait();
     std::uint64_t* map = shared.sliced_a.data;
     std::uint64_t* next = shared.sliced_b.data;
-    transpose_block(rows, map, 1, static_cast<int>(K0), words, true, member, team);  // [pixel][plane][slot] -> sliced
-    barrier.wait();
+    const auto transpose = [&](const std::uint64_t* from, std::uint64_t* to, std::size_t K, bool to_sliced) {
+        member.deal(block_squares(1, static_cast<int>(K), words), kTransposeGrain, [&](std::size_t a, std::size_t b) {
+            transpose_squares(from, to, 1, static_cast<int>(K), words, to_sliced, a, b);
+        });
+        member.wait();
+    };
+    transpose(rows, map, K0, true);  // [pixel][plane][slot] -> sliced
     for (std::size_t l = 1; l + 1 < layers_.size(); ++l) {
         const Layer& L = layers_[l];
         const auto& v = L.sliced;
         const int side = L.size - L.window + 1;
         const std::size_t in_pixel = static_cast<std::size_t>(v.in_planes) * v.in_columns * words;
         const std::size_t plane = static_cast<std::size_t>(v.out_columns) * words, out_pixel = v.out_planes * plane;
-        // Output pixels are dealt round the team; a layer with fewer pixels than members (a fully
-        // connected one: one pixel) deals out its neurons instead.
-        const bool by_pixel = side * side >= team;
-        kernels::SlicedView part = v;
-        if (!by_pixel) part.from = v.mh * member / team, part.to = v.mh * (member + 1) / team;
-        for (int p = by_pixel ? member : 0; p < side * side; p += by_pixel ? team : 1) {
-            const int y = p / side, x = p % side;
-            std::uint64_t* to = next + static_cast<std::size_t>(p) * out_pixel;
-            if (part.from < part.to)
-                kernel_.sliced(part, map + (static_cast<std::size_t>(y) * L.size + x) * in_pixel, to, scratch.sliced_work.data);
-            // The next layer's rows read whole words: columns past mh are zero, as on rows.
-            if (by_pixel || member == 0)
-                for (int q = 0; q < v.out_planes; ++q)
-                    std::fill(to + q * plane + static_cast<std::size_t>(v.mh) * words, to + (q + 1) * plane, 0);
+        // The next layer's rows read whole words: columns past mh are zero, as on rows.
+        const auto zero_padding = [&](std::uint64_t* to) {
+            for (int q = 0; q < v.out_planes; ++q)
+                std::fill(to + q * plane + static_cast<std::size_t>(v.mh) * words, to + (q + 1) * plane, 0);
+        };
+        const auto input = [&](int p) { return map + (static_cast<std::size_t>(p / side) * L.size + p % side) * in_pixel; };
+        if (side * side >= member.size()) {  // output pixels dealt to the team
+            member.deal(static_cast<std::size_t>(side) * side, 1, [&](std::size_t p, std::size_t) {
+                std::uint64_t* to = next + p * out_pixel;
+                kernel_.sliced(v, input(static_cast<int>(p)), to, scratch.sliced_work.data);
+                zero_padding(to);
+            });
+        } else {  // fewer pixels than members (a fully connected layer: one pixel): a share of the neurons each
+            kernels::SlicedView part = v;
+            part.from = v.mh * member.index() / member.size(), part.to = v.mh * (member.index() + 1) / member.size();
+            for (int p = 0; p < side * side; ++p) {
+                std::uint64_t* to = next + static_cast<std::size_t>(p) * out_pixel;
+                if (part.from < part.to) kernel_.sliced(part, input(p), to, scratch.sliced_work.data);
+                if (member.index() == 0) zero_padding(to);
+            }
         }
-        barrier.wait();
-        if (L.pool) {
-            pool(next, map, side, v.out_planes, plane, member, team);  // back into map: the next layer's input
-            barrier.wait();
+        member.wait();
+        if (L.pool) {  // back into map: the next layer's input
+            member.deal(static_cast<std::size_t>(side / 2) * (side / 2), kPoolGrain, [&](std::size_t a, std::size_t b) {
+                pool_pixels(next, map, side, v.out_planes, plane, static_cast<int>(a), static_cast<int>(b));
+            });
+            member.wait();
         } else {
             std::swap(map, next);
         }
     }
-    transpose_block(map, rows, 1, static_cast<int>(Kf), words, false, member, team);
-    barrier.wait();
-    for (std::size_t i = member; i < count; i += team) {
+    transpose(map, rows, Kf, false);
+    member.deal(count, 1, [&](std::size_t i, std::size_t) {
         std::copy(rows + i * Kf, rows + (i + 1) * Kf, scratch.a.data());
         run_map(scratch.a.data(), layers_.size() - 1, rule, out, first + i, scratch);
-    }
-    barrier.wait();  // the rows and maps are the next block's
+    });
+    member.wait();  // the rows and maps are the next block's
 }
 
 void Network::run_block(const std::uint8_t* images, Rule rule, const Outputs& out, std::size_t first,
@@ -665,7 +706,8 @@ void Network::run_block(const std::uint8_t* images, Rule rule, const Outputs& ou
     std::uint64_t* in = scratch.sliced_a.data;
     std::uint64_t* next = scratch.sliced_b.data;
     const auto& first_view = layers_.front().view;
-    transpose_block(scratch.a.data(), in, first_view.in_planes, first_view.K, words, true);
+    transpose_squares(scratch.a.data(), in, first_view.in_planes, first_view.K, words, true, 0,
+                      block_squares(first_view.in_planes, first_view.K, words));
     const std::size_t hidden = layers_.size() - 1;
     for (std::size_t l = 0; l < hidden; ++l) {
         const auto& v = layers_[l].sliced;
@@ -677,7 +719,8 @@ void Network::run_block(const std::uint8_t* images, Rule rule, const Outputs& ou
         std::swap(in, next);
     }
     const auto& last_view = layers_.back().view;
-    transpose_block(in, scratch.a.data(), last_view.in_planes, last_view.K, words, false);
+    transpose_squares(in, scratch.a.data(), last_view.in_planes, last_view.K, words, false, 0,
+                      block_squares(last_view.in_planes, last_view.K, words));
     run_layers(hidden, n, rule, out, first, scratch);
 }
 
@@ -728,16 +771,16 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, Rule r
         }
     }
     // The team's size is known once its threads are started (one may fail to start): they wait for it.
-    std::atomic<int> team{0};
-    std::unique_ptr<TeamBarrier> barrier;
+    std::atomic<Team*> team{nullptr};
     std::atomic<std::size_t> next_item{team_blocks ? blocks : 0};
     auto work = [&](Scratch& s, int member) {
         if (team_blocks) {
-            int members;
-            while ((members = team.load(std::memory_order_acquire)) == 0) std::this_thread::yield();
+            Team* joined;
+            while ((joined = team.load(std::memory_order_acquire)) == nullptr) std::this_thread::yield();
+            TeamMember self(*joined, member);
             for (std::size_t t = 0; t < blocks; ++t)
                 run_conv_block(images + t * block * pixels_, std::min(block, n - t * block), rule, out, t * block, s,
-                               scratch[0], member, members, *barrier);
+                               scratch[0], self);
         }
         for (std::size_t t; (t = next_item.fetch_add(1)) < items;) {
             if (t < blocks) {
@@ -761,8 +804,8 @@ void Network::run(const std::uint8_t* images, std::size_t n, int threads, Rule r
             break;  // fewer threads than asked: the others take the remaining work
         }
     }
-    barrier = std::make_unique<TeamBarrier>(static_cast<int>(helpers.size()) + 1);
-    team.store(static_cast<int>(helpers.size()) + 1, std::memory_order_release);
+    Team started(static_cast<int>(helpers.size()) + 1);
+    team.store(&started, std::memory_order_release);
     work(scratch[0], 0);
     for (auto& t : helpers) t.join();
 }

@@ -12,7 +12,7 @@
 
 namespace bnn {
 
-class TeamBarrier;  // network.cpp
+class TeamMember;  // network.cpp
 
 // One kernel family, chosen at run time from the CPU's features. A family with a sliced layer
 // runs whole blocks of 64 * slice_words images through it and the rest through `layer`.
@@ -107,8 +107,7 @@ private:
     void run_map(std::uint64_t* map, std::size_t from, Rule rule, const Outputs& out, std::size_t index,
                  Scratch& scratch) const;
     void run_conv_block(const std::uint8_t* images, std::size_t count, Rule rule, const Outputs& out,
-                        std::size_t first, Scratch& scratch, Scratch& shared, int member, int team,
-                        TeamBarrier& barrier) const;
+                        std::size_t first, Scratch& scratch, Scratch& shared, TeamMember& member) const;
     std::size_t image_map_words(std::size_t layer) const;
     void pack_input(const std::uint8_t* images, std::size_t n, Scratch& scratch) const;
     void run_layers(std::size_t from, std::size_t n, Rule rule, const Outputs& out, std::size_t first,
