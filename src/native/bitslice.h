@@ -40,7 +40,8 @@ template <class Ops>
 struct Sliced {
     using V = typename Ops::V;
     static constexpr std::size_t kWords = sizeof(V) / sizeof(std::uint64_t);
-    static constexpr int kStatePlanes = 7;  // ones, twos, fours, eights, sixteens, 32s, 64s
+    static constexpr int kStatePlanes = kSliceStatePlanes;  // ones, twos, fours, eights, sixteens, 32s, 64s
+    static_assert(kStatePlanes == 7, "the layer's walk names the seven planes");
     static constexpr int kMaxCountPlanes = 5 + 26;  // 5 + bits of mw / 32 for any int mw
     static constexpr int kTriples = triples_per_chunk(kWords);
     static_assert(kTriples % 8 == 0 && 3 * kTriples < 128,

@@ -74,6 +74,9 @@ struct LayerView {
 // reads it: 32 triples of AVX2 vectors, 16 of 512-bit ones (a multiple of 8, at most 56).
 constexpr int kSliceTableBytes = 16384;
 constexpr int triples_per_chunk(int words) { return kSliceTableBytes / (8 * 2 * 8 * words); }
+// A neuron's count keeps its low planes (ones..64s) in registers during a chunk (bitslice.h), so a
+// sliced layer's count has at least these.
+constexpr int kSliceStatePlanes = 7;
 
 struct SlicedView {
     const std::uint16_t* offsets;  // [chunks][mh][triples per chunk]: each neuron's entry, in vectors
@@ -84,7 +87,7 @@ struct SlicedView {
     int in_planes, out_planes;     // 1 or 2 each
     int in_columns, out_columns;   // vectors from a column's plane 0 to its plane 1, in and out
     int chunks;                    // ceil(ceil(mw / 3) / triples_per_chunk(words))
-    int count_planes;              // bits of a count up to mw, at least 7: max(7, 5 + bits of mw / 32)
+    int count_planes;              // bits of a count up to mw, at least kSliceStatePlanes
     int from, to;                  // the neurons a call computes: [from, to) of mh
 };
 

@@ -69,6 +69,10 @@ void transpose_squares(const std::uint64_t* from, std::uint64_t* to, int planes,
 
 std::size_t block_squares(int planes, int K, int words) { return static_cast<std::size_t>(words) * planes * K; }
 
+void transpose_block(const std::uint64_t* from, std::uint64_t* to, int planes, int K, int words, bool to_sliced) {
+    transpose_squares(from, to, planes, K, words, to_sliced, 0, block_squares(planes, K, words));
+}
+
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
     std::int64_t q = a / b;
     if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
@@ -372,7 +376,7 @@ Network::Network(const std::vector<LayerInput>& layers, int activation_bits, int
                     L.sources.push_back(static_cast<std::uint32_t>((ky * in.size + kx) * in_planes * 64 * L.slot + ch));
                 }
             L.sliced = {L.offsets.data(), nullptr, L.limits.data(), neurons, columns, in.mh, in_planes, out_planes,
-                        64 * L.slot, 64 * L.view.out_K, chunks, std::max(7, 5 + bit_length(columns >> 5)), 0, in.mh};
+                        64 * L.slot, 64 * L.view.out_K, chunks, std::max(kernels::kSliceStatePlanes, 5 + bit_length(columns >> 5)), 0, in.mh};
         }
         layers_.push_back(std::move(L));
         if (last) last_thresholds_.assign(in.thresholds, in.thresholds + in.mh);
@@ -706,8 +710,7 @@ void Network::run_block(const std::uint8_t* images, Rule rule, const Outputs& ou
     std::uint64_t* in = scratch.sliced_a.data;
     std::uint64_t* next = scratch.sliced_b.data;
     const auto& first_view = layers_.front().view;
-    transpose_squares(scratch.a.data(), in, first_view.in_planes, first_view.K, words, true, 0,
-                      block_squares(first_view.in_planes, first_view.K, words));
+    transpose_block(scratch.a.data(), in, first_view.in_planes, first_view.K, words, true);
     const std::size_t hidden = layers_.size() - 1;
     for (std::size_t l = 0; l < hidden; ++l) {
         const auto& v = layers_[l].sliced;
@@ -719,8 +722,7 @@ void Network::run_block(const std::uint8_t* images, Rule rule, const Outputs& ou
         std::swap(in, next);
     }
     const auto& last_view = layers_.back().view;
-    transpose_squares(in, scratch.a.data(), last_view.in_planes, last_view.K, words, false, 0,
-                      block_squares(last_view.in_planes, last_view.K, words));
+    transpose_block(in, scratch.a.data(), last_view.in_planes, last_view.K, words, false);
     run_layers(hidden, n, rule, out, first, scratch);
 }
 
