@@ -211,6 +211,30 @@ def test_forced_kernel_via_environment(original, monkeypatch):
 
 
 @pytest.mark.parametrize(
+    ("kernels", "for_1bit", "for_2bit"),
+    [
+        (["avx512", "avx512-bitslice", "avx2-bitslice", "avx2", "portable"], "avx512", "avx512-bitslice"),
+        (["avx2-bitslice", "avx2", "portable-bitslice", "portable"], "avx2-bitslice", "avx2-bitslice"),
+        (["neon", "portable-bitslice", "portable"], "neon", "neon"),
+        ([], None, None),
+    ],
+)
+def test_default_kernel_by_activation_bits(monkeypatch, kernels, for_1bit, for_2bit):
+    monkeypatch.setattr(native, "available_kernels", lambda: kernels)
+    assert (native.default_kernel(1), native.default_kernel(2)) == (for_1bit, for_2bit)
+
+
+def test_unnamed_kernel_is_the_default_for_the_activations(original, monkeypatch):
+    if not native.is_available():
+        pytest.skip("native runtime not built")
+    monkeypatch.delenv("BNN_KERNEL", raising=False)
+    expected = native.default_kernel(original.activation_bits)
+    assert bnn.Classifier(original.network, original).kernel == expected
+    key = "default_kernel_2bit" if original.activation_bits == 2 else "default_kernel"
+    assert bnn.runtime_info()[key] == expected
+
+
+@pytest.mark.parametrize(
     ("images", "message"),
     [
         (np.zeros((2, 28, 28), dtype=np.float32), "expected uint8 pixels"),

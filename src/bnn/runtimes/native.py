@@ -12,8 +12,10 @@ a "-bitslice" kernel then runs whole (or, for a batch's last images,
 partial) blocks of images through bit-sliced convolutions, one sliced
 layer per output pixel reading its window in place, and every other
 kernel runs image by image, each layer as rows of bit-packed windows
-through its popcount kernel; pools work on the bit planes. The fastest one this CPU runs is
-used unless a kernel is named (`bnn.runtimes` says how).
+through its popcount kernel; pools work on the bit planes. The fastest one this CPU runs for
+the network is used unless a kernel is named (`bnn.runtimes` says how): the first
+of the list, except that on an AVX-512 CPU a network with 2-bit activations runs
+"avx512-bitslice" (`default_kernel`).
 Inference releases the GIL and runs on `threads` threads (default: every
 core this process may use; more than that is capped to it, as extra
 threads would only share the same cores).
@@ -38,6 +40,7 @@ __all__ = [
     "NativeRuntime",
     "available_kernels",
     "bound",
+    "default_kernel",
     "default_threads",
     "extension_layers",
     "is_available",
@@ -78,6 +81,24 @@ def _require():
 def available_kernels() -> list[str]:
     """Kernels this CPU can run, fastest first; [] without the extension."""
     return list(_native.available_kernels()) if _native is not None else []
+
+
+# Kernels that run 2-bit activations faster than the kernel ahead of them in KERNELS. On a Zen 4
+# (2 threads, 10,000 MNIST / 932 CIFAR-10 images, paired rounds) avx512-bitslice ran cnvW1A2 1.14-1.15x
+# and cnvW2A2 1.22-1.27x avx512's rate, lfcW1A2 0.98-1.03x; for 1-bit activations avx512 is ahead
+# (avx512-bitslice: lfcW1A1 0.82-0.96x, cnvW1A1 0.84-0.91x): a per-image kernel counts each plane
+# apart, a sliced one reads one table entry for both.
+_FOR_TWO_BIT_ACTIVATIONS = {"avx512": "avx512-bitslice"}
+
+
+def default_kernel(activation_bits: int = 1) -> str | None:
+    """The kernel a network with `activation_bits`-bit activations runs on unless one is named:
+    the fastest this CPU runs for it; None without the extension."""
+    kernels = available_kernels()
+    if not kernels:
+        return None
+    faster = _FOR_TWO_BIT_ACTIVATIONS.get(kernels[0])
+    return faster if activation_bits == 2 and faster in kernels else kernels[0]
 
 
 def words_per_image(params: ParamSet) -> int:
@@ -153,7 +174,7 @@ class NativeRuntime:
             params.activation_bits,
             len(params.classes),
             params.image_bytes,
-            kernel or "",
+            kernel or default_kernel(params.activation_bits),
             [] if convolutional else list(params.pixel_thresholds),
             16 if convolutional else 0,  # CNV: the last layer's ap_int<16> accumulators (bnn.bits.wrap)
         )
