@@ -3,11 +3,12 @@
 # is installed and no registry is needed (the torch runtime is Python; PYTHONPATH=src).
 #   run(command="bash benchmarks/gpu_check.sh", timeout_s=540, carry=[".gpu-data"])
 # Before the call, to bring data the copy does not carry (../shared is outside the checkout):
-#   mkdir -p .gpu-data/shared/data && cp -r ../shared/data/mnist ../shared/data/bnn-pynq-params .gpu-data/shared/data/
+#   mkdir -p .gpu-data/shared/data && cp -r ../shared/data/{mnist,cifar10,bnn-pynq-params} .gpu-data/shared/data/
 # and, when the GPU host's Python is this machine's, the built extension: cp build/*/_native*.so src/bnn/
 # Steps, each writing its output to $OUT as it goes: benchmarks/gpu_checks.py (exactness, no pytest
 # needed), the pytest torch/cuda tests when pytest is there (with the carried data), the GPU benchmark,
-# and, on an AVX-512 host with the extension importable, benchmarks/bench_bitslice.py --kernel avx512.
+# and, where the extension is importable and runs the avx512 kernel, benchmarks/bench_bitslice.py
+# --kernel avx512 on MNIST and CIFAR-10 (AVX512_BENCH=0 leaves them out).
 # The last line printed is one PASS or FAIL line with the counts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -36,8 +37,11 @@ else
   echo "pytest or hypothesis not installed here: the pytest step is left out" | tee -a "$OUT/summary.log"
 fi
 step benchmark "$py" benchmarks/bench_torch_gpu.py --out "$OUT/gpu.md"
-if grep -q avx512vpopcntdq /proc/cpuinfo && "$py" -c "import bnn._native" 2>/dev/null; then
-  step avx512 "$py" benchmarks/bench_bitslice.py --kernel avx512 --data "${BNN_SHARED:-../shared}/data/mnist"
+# The extension says whether the CPU runs the kernel (/proc/cpuinfo spells the flag avx512_vpopcntdq).
+if [ "${AVX512_BENCH:-1}" != 0 ] && "$py" -c "import sys; from bnn.runtimes import native; sys.exit('avx512' not in native.available_kernels())" 2>/dev/null; then
+  data="${BNN_SHARED:-../shared}/data"
+  step avx512-lfc "$py" benchmarks/bench_bitslice.py --kernel avx512 --rounds 9 --data "$data/mnist"
+  step avx512-cnv "$py" benchmarks/bench_bitslice.py --kernel avx512 --rounds 7 --cifar "$data/cifar10/test_batch_first932.bin"
 fi
 if [ "$failed" = 0 ]; then echo "PASS: $ran of $ran steps"; else echo "FAIL: $failed of $ran steps failed"; fi
 [ "$failed" = 0 ]
