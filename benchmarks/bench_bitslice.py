@@ -65,8 +65,8 @@ def main() -> None:
             bounds, fasts, slows = [], [], []
             for round_ in range(args.rounds):
                 bounds.append(native.bound(lookup, params, t, seconds=0.2))
-                # Each kernel goes first in every other round: the one run right after the probe
-                # runs on cores it has just heated (up to 0.7x on a Zen 4 VM), an order bias of its own.
+                # Each kernel goes first in every other round: the one run right after the probe ran
+                # as low as 0.6x its rate on a Zen 4 VM (BENCHMARKS.md), an order bias of its own.
                 pair = [(fasts, fast), (slows, slow)][:: 1 if round_ % 2 == 0 else -1]
                 for rates, classifier in pair:
                     rates.append(rate(classifier, images))
