@@ -211,26 +211,31 @@ def test_forced_kernel_via_environment(original, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("kernels", "for_1bit", "for_2bit"),
+    ("kernels", "for_lfc", "for_cnv_1bit", "for_cnv_2bit"),
     [
-        (["avx512", "avx512-bitslice", "avx2-bitslice", "avx2", "portable"], "avx512", "avx512-bitslice"),
-        (["avx2-bitslice", "avx2", "portable-bitslice", "portable"], "avx2-bitslice", "avx2-bitslice"),
-        (["neon", "portable-bitslice", "portable"], "neon", "neon"),
-        ([], None, None),
+        (["avx512", "avx512-bitslice", "avx2-bitslice", "avx2", "portable"], "avx512", "avx512", "avx512-bitslice"),
+        (["avx2-bitslice", "avx2", "portable-bitslice", "portable"], "avx2-bitslice", "avx2-bitslice", "avx2-bitslice"),
+        (["neon", "portable-bitslice", "portable"], "neon", "neon", "neon"),
+        ([], None, None, None),
     ],
 )
-def test_default_kernel_by_activation_bits(monkeypatch, kernels, for_1bit, for_2bit):
+def test_default_kernel_by_network(monkeypatch, kernels, for_lfc, for_cnv_1bit, for_cnv_2bit):
     monkeypatch.setattr(native, "available_kernels", lambda: kernels)
-    assert (native.default_kernel(1), native.default_kernel(2)) == (for_1bit, for_2bit)
+    assert native.default_kernel(1) == native.default_kernel(2) == for_lfc
+    assert native.default_kernel(1, convolutional=True) == for_cnv_1bit
+    assert native.default_kernel(2, convolutional=True) == for_cnv_2bit
 
 
-def test_unnamed_kernel_is_the_default_for_the_activations(original, monkeypatch):
+@pytest.mark.parametrize("network", ["lfcW1A2", "cnvW2A2"])
+def test_unnamed_kernel_is_the_default_for_the_network(network, monkeypatch):
     if not native.is_available():
         pytest.skip("native runtime not built")
     monkeypatch.delenv("BNN_KERNEL", raising=False)
-    expected = native.default_kernel(original.activation_bits)
-    assert bnn.Classifier(original.network, original).kernel == expected
-    key = "default_kernel_2bit" if original.activation_bits == 2 else "default_kernel"
+    rng = np.random.default_rng(5)
+    params = random_cnv_params(rng, network) if network.startswith("cnv") else random_params(rng, network)
+    expected = native.default_kernel(params.activation_bits, params.spec.convolutional)
+    assert bnn.Classifier(network, params).kernel == expected
+    key = "default_kernel_cnv_2bit" if network == "cnvW2A2" else "default_kernel"
     assert bnn.runtime_info()[key] == expected
 
 

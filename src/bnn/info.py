@@ -23,8 +23,8 @@ def cpu_name() -> str:
 
 
 def runtime_info(*, devices: bool = False) -> dict:
-    """A dict: native (built?), kernels (fastest first), default_kernel and default_kernel_2bit (for 1-
-    and 2-bit activations; BNN_KERNEL honoured), threads, cpu, machine, and torch: its version ("not
+    """A dict: native (built?), kernels (fastest first), default_kernel and default_kernel_cnv_2bit (for
+    convolutional networks with 2-bit activations, the rest on default_kernel; BNN_KERNEL honoured), threads, cpu, machine, and torch: its version ("not
     installed" without it). torch is not imported (it takes seconds) unless `devices` asks for the
     devices the torch runtime can use."""
     kernels = native.available_kernels()
@@ -32,7 +32,7 @@ def runtime_info(*, devices: bool = False) -> dict:
         "native": native.is_available(),
         "kernels": kernels,
         "default_kernel": requested_kernel() or native.default_kernel(1) or "numpy",
-        "default_kernel_2bit": requested_kernel() or native.default_kernel(2) or "numpy",
+        "default_kernel_cnv_2bit": requested_kernel() or native.default_kernel(2, convolutional=True) or "numpy",
         "threads": native.default_threads(),
         "cpu": cpu_name(),
         "machine": platform.machine(),

@@ -83,22 +83,24 @@ def available_kernels() -> list[str]:
     return list(_native.available_kernels()) if _native is not None else []
 
 
-# Kernels that run 2-bit activations faster than the kernel ahead of them in KERNELS. On a Zen 4
-# (2 threads, 10,000 MNIST / 932 CIFAR-10 images, paired rounds) avx512-bitslice ran cnvW1A2 1.14-1.15x
-# and cnvW2A2 1.22-1.27x avx512's rate, lfcW1A2 0.98-1.03x; for 1-bit activations avx512 is ahead
-# (avx512-bitslice: lfcW1A1 0.82-0.96x, cnvW1A1 0.84-0.91x): a per-image kernel counts each plane
-# apart, a sliced one reads one table entry for both.
-_FOR_TWO_BIT_ACTIVATIONS = {"avx512": "avx512-bitslice"}
+# Kernels that run a convolutional network with 2-bit activations faster than the kernel ahead of them
+# in KERNELS (paired rounds, 2 threads, 10,000 MNIST / 932 CIFAR-10 images, benchmarks/bench_bitslice.py):
+# avx512-bitslice ran cnvW1A2 1.14-1.15x and cnvW2A2 1.22-1.27x avx512's rate on a Zen 4, 1.08-1.22x and
+# 1.10-1.25x on a Zen 5: a per-image kernel counts each plane apart, a sliced one reads one table entry
+# for both. Not for an LFC, whose layers are a few large matrix products that avx512 runs near its
+# bound: lfcW1A2 0.98-1.03x on the Zen 4, 0.85-0.97x on the Zen 5; nor for 1-bit activations (lfcW1A1
+# 0.63-0.96x, cnvW1A1 0.80-0.91x on both).
+_FOR_CNV_TWO_BIT_ACTIVATIONS = {"avx512": "avx512-bitslice"}
 
 
-def default_kernel(activation_bits: int = 1) -> str | None:
-    """The kernel a network with `activation_bits`-bit activations runs on unless one is named:
-    the fastest this CPU runs for it; None without the extension."""
+def default_kernel(activation_bits: int = 1, convolutional: bool = False) -> str | None:
+    """The kernel a network with `activation_bits`-bit activations (and convolutional layers, or not)
+    runs on unless one is named: the fastest this CPU runs for it; None without the extension."""
     kernels = available_kernels()
     if not kernels:
         return None
-    faster = _FOR_TWO_BIT_ACTIVATIONS.get(kernels[0])
-    return faster if activation_bits == 2 and faster in kernels else kernels[0]
+    faster = _FOR_CNV_TWO_BIT_ACTIVATIONS.get(kernels[0])
+    return faster if activation_bits == 2 and convolutional and faster in kernels else kernels[0]
 
 
 def words_per_image(params: ParamSet) -> int:
@@ -174,7 +176,7 @@ class NativeRuntime:
             params.activation_bits,
             len(params.classes),
             params.image_bytes,
-            kernel or default_kernel(params.activation_bits),
+            kernel or default_kernel(params.activation_bits, convolutional),
             [] if convolutional else list(params.pixel_thresholds),
             16 if convolutional else 0,  # CNV: the last layer's ap_int<16> accumulators (bnn.bits.wrap)
         )
