@@ -500,20 +500,29 @@ void Network::run_tile(const std::uint8_t* images, std::size_t n, Rule rule, con
 namespace {
 
 // A layer's rows from its input map [pixel][plane][slot words]: for each output pixel and plane,
-// `copies` times the window's pixels in order (ky, kx), each `slot` words.
+// `copies` times the window's pixels in order (ky, kx), each `slot` words. The first copy is
+// gathered, the others copied from it: with CNV W2A2's four copies, gathering each one word by word
+// took 38 % of an image's time on the per-image path.
 void gather_windows(const std::uint64_t* map, int size, int window, int slot, int planes, int copies,
                     std::uint64_t* rows) {
     const int side = size - window + 1;
     const std::size_t pixel = static_cast<std::size_t>(planes) * slot;
+    const std::size_t copy_words = static_cast<std::size_t>(window) * window * slot;
     for (int oy = 0; oy < side; ++oy)
         for (int ox = 0; ox < side; ++ox)
-            for (int p = 0; p < planes; ++p)
-                for (int r = 0; r < copies; ++r)
-                    for (int ky = 0; ky < window; ++ky) {
-                        const std::uint64_t* from = map + (static_cast<std::size_t>(oy + ky) * size + ox) * pixel + p * slot;
-                        for (int kx = 0; kx < window; ++kx)
-                            for (int k = 0; k < slot; ++k) *rows++ = from[kx * pixel + k];  // a word or two: no memcpy call
+            for (int p = 0; p < planes; ++p) {
+                std::uint64_t* first = rows;
+                for (int ky = 0; ky < window; ++ky) {
+                    const std::uint64_t* from = map + (static_cast<std::size_t>(oy + ky) * size + ox) * pixel + p * slot;
+                    if (planes == 1) {  // a window row is one run of words
+                        for (int k = 0; k < window * slot; ++k) *rows++ = from[k];  // a few words: no memcpy call
+                        continue;
                     }
+                    for (int kx = 0; kx < window; ++kx)
+                        for (int k = 0; k < slot; ++k) *rows++ = from[kx * pixel + k];
+                }
+                for (int r = 1; r < copies; ++r, rows += copy_words) std::memcpy(rows, first, copy_words * sizeof *rows);
+            }
 }
 
 // 2x2, stride 2 max pool of a map [pixel][plane][words]: OR of bits (one plane); the max of 3-level
