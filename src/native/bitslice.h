@@ -53,9 +53,12 @@ struct Sliced {
             carry = Ops::majority(state, a, b);
             state = Ops::xor3(state, a, b);
         } else {
-            const V u = Ops::xor_(state, a);
-            carry = Ops::or_(Ops::and_(state, a), Ops::and_(u, b));
-            state = Ops::xor_(u, b);
+            // a ^ b and a & b first, off the state's chain: the state waits one operation per adder,
+            // not two (its chain through a step's six twos-adders bounded the AVX2 walk: 1.25x the
+            // probe's rate, 1.08x the layer's, on a Zen 5).
+            const V x = Ops::xor_(a, b);
+            carry = Ops::or_(Ops::and_(a, b), Ops::and_(state, x));
+            state = Ops::xor_(state, x);
         }
     }
 
