@@ -24,9 +24,9 @@ def cpu_name() -> str:
 
 def runtime_info(*, devices: bool = False) -> dict:
     """A dict: native (built?), kernels (fastest first), default_kernel and default_kernel_cnv_2bit (for
-    convolutional networks with 2-bit activations, the rest on default_kernel; BNN_KERNEL honoured), threads, cpu, machine, and torch: its version ("not
-    installed" without it). torch is not imported (it takes seconds) unless `devices` asks for the
-    devices the torch runtime can use."""
+    convolutional networks with 2-bit activations, the rest run default_kernel; BNN_KERNEL honoured),
+    threads, cpu, machine, and torch: its version ("not installed" without it). torch is not imported
+    (it takes seconds) unless `devices` asks for the devices the torch runtime can use."""
     kernels = native.available_kernels()
     return {
         "native": native.is_available(),
