@@ -508,18 +508,16 @@ void gather_windows(const std::uint64_t* map, int size, int window, int slot, in
     const int side = size - window + 1;
     const std::size_t pixel = static_cast<std::size_t>(planes) * slot;
     const std::size_t copy_words = static_cast<std::size_t>(window) * window * slot;
+    // With one plane a window row's pixels are adjacent: one run of window * slot words.
+    const int runs = planes == 1 ? 1 : window, run = planes == 1 ? window * slot : slot;
     for (int oy = 0; oy < side; ++oy)
         for (int ox = 0; ox < side; ++ox)
             for (int p = 0; p < planes; ++p) {
                 std::uint64_t* first = rows;
                 for (int ky = 0; ky < window; ++ky) {
                     const std::uint64_t* from = map + (static_cast<std::size_t>(oy + ky) * size + ox) * pixel + p * slot;
-                    if (planes == 1) {  // a window row is one run of words
-                        for (int k = 0; k < window * slot; ++k) *rows++ = from[k];  // a few words: no memcpy call
-                        continue;
-                    }
-                    for (int kx = 0; kx < window; ++kx)
-                        for (int k = 0; k < slot; ++k) *rows++ = from[kx * pixel + k];
+                    for (int kx = 0; kx < runs; ++kx)
+                        for (int k = 0; k < run; ++k) *rows++ = from[kx * pixel + k];  // a few words: no memcpy call
                 }
                 for (int r = 1; r < copies; ++r, rows += copy_words) std::memcpy(rows, first, copy_words * sizeof *rows);
             }
